@@ -1,0 +1,40 @@
+// Every limit in one place: a named constant, its unit last, its reason beside it.
+
+/** S3: object keys are at most 1024 bytes of UTF-8. */
+export const keyBytesMax = 1024;
+/** S3: bucket names are 3 to 63 characters. */
+export const bucketNameCharsMin = 3;
+export const bucketNameCharsMax = 63;
+/** S3: user metadata (x-amz-meta-* names and values) is at most 2 KB. */
+export const userMetadataBytesMax = 2048;
+/** S3: a single PUT is at most 5 GiB. */
+export const putObjectBytesMax = 5 * 1024 ** 3;
+/** S3: every multipart part except the last is at least 5 MiB. */
+export const partSizeBytesMin = 5 * 1024 ** 2;
+/** S3: a part is at most 5 GiB. */
+export const partSizeBytesMax = 5 * 1024 ** 3;
+/** S3: part numbers run from 1 to 10000. */
+export const partNumberMin = 1;
+export const partNumberMax = 10_000;
+/** S3: listings return at most 1000 entries per page. */
+export const listKeysMax = 1000;
+/** S3: DeleteObjects takes at most 1000 keys. */
+export const deleteObjectsKeysMax = 1000;
+/** S3: at most 10 tags per object; key 128 and value 256 characters. */
+export const tagsPerObjectMax = 10;
+export const tagKeyCharsMax = 128;
+export const tagValueCharsMax = 256;
+/** XML request bodies (Complete, DeleteObjects, tagging) are small; refuse
+ * anything larger instead of buffering it: 1000 keys x 1 KiB + markup. */
+export const xmlBodyBytesMax = 2 * 1024 ** 2;
+/** S3: a request's clock may be off by at most 15 minutes. */
+export const requestSkewMsMax = 15 * 60 * 1000;
+/** SigV4: presigned URLs live 1 second to 7 days. */
+export const presignExpiresSecondsMin = 1;
+export const presignExpiresSecondsMax = 7 * 24 * 3600;
+/** Node's default is 16 KiB; S3 allows 8 KiB of headers per request. */
+export const requestHeaderBytesMax = 16 * 1024;
+/** aws-chunked: a chunk header line (hex size + ;chunk-signature=64 hex) is short. */
+export const chunkHeaderBytesMax = 4096;
+/** aws-chunked: trailers carry a handful of checksum headers. */
+export const chunkTrailerBytesMax = 16 * 1024;
