@@ -38,3 +38,6 @@ export const requestHeaderBytesMax = 16 * 1024;
 export const chunkHeaderBytesMax = 4096;
 /** aws-chunked: trailers carry a handful of checksum headers. */
 export const chunkTrailerBytesMax = 16 * 1024;
+/** SigV4: derived signing keys cached per (secret, date, region); a few per
+ * active access key per day, so 1024 covers far more keys than we expect. */
+export const signingKeyCacheEntriesMax = 1024;
