@@ -41,3 +41,18 @@ export const chunkTrailerBytesMax = 16 * 1024;
 /** SigV4: derived signing keys cached per (secret, date, region); a few per
  * active access key per day, so 1024 covers far more keys than we expect. */
 export const signingKeyCacheEntriesMax = 1024;
+
+// Look-ahead record (src/predict). PROTOCOL.md invariant 4, "Bounded risk".
+/** |R| cap: every entry is an object (or group) to resync after a disaster;
+ * 1e6 random ids are about 1.25 MB of roaring bitmap on the wire. Misses wait
+ * for removals when the record is full, they never drop coverage. */
+export const recordEntriesMax = 1_000_000;
+/** A prefix group costs a listing and a copy of every key under it at
+ * resync: predictors do not add a group holding more keys than this. */
+export const prefixGroupKeysMax = 10_000;
+/** RecentWrites remembers at most this many keys (LRU), bounding memory at
+ * roughly keys x depth prefix counters. */
+export const recentWritesKeysMax = 100_000;
+/** Locations one miss may add to the record (own + predictions): a bad
+ * predictor must not flood R. */
+export const predictedLocationsMax = 64;
