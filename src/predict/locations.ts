@@ -4,7 +4,7 @@
 // ids) so the record is a roaring bitmap (claims 9, 29: "bitmap record";
 // claims 20, 40: "object-based storage technique")."
 
-import type { RootDatabase } from 'lmdb';
+import type { Database, RootDatabase } from 'lmdb';
 import type { ChangeIntent } from '../core/changes.ts';
 import { assert, assertNever } from '../core/assert.ts';
 import type { Location, LocationEntry, LocationIds, LocationName } from './types.ts';
@@ -36,7 +36,7 @@ export function locationName(loc: Location): LocationName {
     case 'prefix':
       return `p/${loc.bucket}/${loc.prefix}`;
     case 'upload':
-      return `u/${loc.bucket}/${encodeURIComponent(loc.uploadId)}/${loc.key}`;
+      return `u/${loc.bucket}/${escapeUploadId(loc.uploadId)}/${loc.key}`;
     case 'bucket':
       return `b/${loc.bucket}`;
     default:
@@ -61,11 +61,19 @@ export function parseLocationName(name: LocationName): Location | undefined {
   if (kind !== 'u/') return undefined;
   const idEnd = tail.indexOf('/');
   if (idEnd <= 0 || idEnd === tail.length - 1) return undefined;
-  try {
-    return uploadLocation(bucket, tail.slice(idEnd + 1), decodeURIComponent(tail.slice(0, idEnd)));
-  } catch {
-    return undefined; // malformed percent-encoding
-  }
+  const uploadId = unescapeUploadId(tail.slice(0, idEnd));
+  return uploadId === undefined ? undefined : uploadLocation(bucket, tail.slice(idEnd + 1), uploadId);
+}
+
+/** Upload ids come from clients: escape only "%" and "/" (never throws, unlike
+ * encodeURIComponent on a lone surrogate). */
+function escapeUploadId(uploadId: string): string {
+  return uploadId.replace(/%/g, '%25').replace(/\//g, '%2F');
+}
+
+function unescapeUploadId(escaped: string): string | undefined {
+  if (/%(?!25|2F)/.test(escaped)) return undefined;
+  return escaped.replace(/%2F/g, '/').replace(/%25/g, '%');
 }
 
 /**
@@ -231,53 +239,212 @@ function checkBinding(name: string, id: number, idOfName: number | undefined, na
 /**
  * Durable dictionary in lmdb. Sub-databases (opened on the RootDatabase the
  * caller passes, so their writes can join the caller's transactions):
- *   `${prefix}names`  name -> [version, id u32 BE]
- *   `${prefix}ids`    id (uint32 key) -> [version, utf8 name]
- *   `${prefix}free`   id (uint32 key) -> [version]  ids released, reusable
- *   `${prefix}meta`   "next" -> [version, next fresh id u32 BE]
+ *   `${prefix}loc-names`  name -> [version, id u32 BE]
+ *   `${prefix}loc-ids`    id (uint32 key) -> [version, utf8 name]
+ *   `${prefix}loc-free`   id (uint32 key) -> [version]   released, reusable
+ *   `${prefix}loc-meta`   "next" -> [version, next fresh id u32 BE]
+ *
+ * Assignments resolve only once committed, so an id sent to the secondary
+ * is never one that a crash could forget and hand to another name.
  */
 export class LmdbLocationIds implements LocationIds {
+  private readonly root: RootDatabase;
+  private readonly names: Database<Buffer, string>;
+  private readonly ids: Database<Buffer, number>;
+  private readonly freeDb: Database<Buffer, number>;
+  private readonly meta: Database<Buffer, string>;
+  private readonly options: LocationIdsOptions;
+  /** Free ids (released and durable), in memory so allocation is sync. */
+  private readonly free = new Set<number>();
+  /** Names being assigned, with the commit that makes them durable. */
+  private readonly pending = new Map<LocationName, { id: number; durable: Promise<void> }>();
+  private readonly pendingIds = new Map<number, LocationName>();
+  private nextId: number;
+  private count: number;
+
   constructor(root: RootDatabase, options: LocationIdsOptions & { dbPrefix?: string } = {}) {
-    void root;
-    void options;
-    throw new Error('not implemented yet');
+    const prefix = options.dbPrefix ?? '';
+    this.root = root;
+    this.options = options;
+    this.names = root.openDB<Buffer, string>({ name: `${prefix}loc-names`, encoding: 'binary' });
+    this.ids = root.openDB<Buffer, number>({ name: `${prefix}loc-ids`, keyEncoding: 'uint32', encoding: 'binary' });
+    this.freeDb = root.openDB<Buffer, number>({ name: `${prefix}loc-free`, keyEncoding: 'uint32', encoding: 'binary' });
+    this.meta = root.openDB<Buffer, string>({ name: `${prefix}loc-meta`, encoding: 'binary' });
+    for (const id of this.freeDb.getKeys()) this.free.add(id);
+    const next = this.meta.get('next');
+    this.nextId = next === undefined ? 0 : decodeU32(next, 'next id');
+    this.count = this.names.getKeysCount();
   }
+
   get size(): number {
-    throw new Error('not implemented yet');
+    return this.count;
   }
-  idOf(name: LocationName): Promise<number> {
-    void name;
-    throw new Error('not implemented yet');
+
+  async idOf(name: LocationName): Promise<number> {
+    const [id] = await this.idsOf([name]);
+    return id as number;
   }
-  idsOf(names: readonly LocationName[]): Promise<number[]> {
-    void names;
-    throw new Error('not implemented yet');
+
+  async idsOf(names: readonly LocationName[]): Promise<number[]> {
+    const waits: Promise<void>[] = [];
+    const fresh: LocationEntry[] = [];
+    const result = names.map((name) => {
+      const pending = this.pending.get(name);
+      if (pending !== undefined) {
+        waits.push(pending.durable);
+        return pending.id;
+      }
+      const known = this.committedId(name);
+      if (known !== undefined) return known;
+      const id = this.allocate();
+      fresh.push({ id, name });
+      this.pendingIds.set(id, name);
+      this.pending.set(name, { id, durable: Promise.resolve() });
+      return id;
+    });
+    if (fresh.length > 0) waits.push(this.commitFresh(fresh));
+    await Promise.all(waits);
+    return result;
   }
+
   peek(name: LocationName): number | undefined {
-    void name;
-    throw new Error('not implemented yet');
+    return this.pending.get(name)?.id ?? this.committedId(name);
   }
+
   nameOf(id: number): LocationName | undefined {
-    void id;
-    throw new Error('not implemented yet');
+    const pending = this.pendingIds.get(id);
+    if (pending !== undefined) return pending;
+    const stored = this.ids.get(id);
+    return stored === undefined ? undefined : decodeName(stored);
   }
-  bind(entries: readonly LocationEntry[]): Promise<void> {
-    void entries;
-    throw new Error('not implemented yet');
+
+  async bind(entries: readonly LocationEntry[]): Promise<void> {
+    await this.root.transaction(() => this.bindSync(entries));
   }
+
   /** Same as bind, for use inside a caller's lmdb transaction callback. */
   bindSync(entries: readonly LocationEntry[]): void {
-    void entries;
-    throw new Error('not implemented yet');
+    for (const { id, name } of entries) {
+      assert(Number.isInteger(id) && id >= 0 && id <= 0xffffffff, `location id ${id} is not a u32`);
+      checkBinding(name, id, this.peek(name), this.nameOf(id));
+      if (this.committedId(name) === id) continue;
+      this.writeBinding(id, name);
+      this.count++;
+      if (id >= this.nextId) {
+        this.nextId = id + 1;
+        this.meta.putSync('next', encodeU32(this.nextId));
+      }
+    }
   }
-  release(ids: readonly number[]): Promise<void> {
-    void ids;
-    throw new Error('not implemented yet');
+
+  async release(ids: readonly number[]): Promise<void> {
+    const freed: number[] = [];
+    await this.root.transaction(() => {
+      freed.push(...this.unbind(ids));
+    });
+    // Reusable only once the release is durable.
+    for (const id of freed) this.free.add(id);
   }
+
   /** Same as release, for use inside a caller's lmdb transaction callback. */
   releaseSync(ids: readonly number[]): void {
-    void ids;
-    throw new Error('not implemented yet');
+    for (const id of this.unbind(ids)) this.free.add(id);
+  }
+
+  private unbind(ids: readonly number[]): number[] {
+    const freed: number[] = [];
+    for (const id of ids) {
+      // "ids are reused only after the primary learned that the secondary
+      // removed them from R": the guard catches a caller that did not wait.
+      assert(!this.options.inRecord?.(id), `release of id ${id} still in the record`);
+      assert(!this.pendingIds.has(id), `release of id ${id} while it is being assigned`);
+      const stored = this.ids.get(id);
+      if (stored === undefined) continue; // released twice: idempotent
+      this.names.removeSync(decodeName(stored));
+      this.ids.removeSync(id);
+      this.freeDb.putSync(id, Buffer.of(locationIdsFormatVersion));
+      this.count--;
+      freed.push(id);
+    }
+    return freed;
+  }
+
+  private committedId(name: LocationName): number | undefined {
+    const stored = this.names.get(name);
+    return stored === undefined ? undefined : decodeU32(stored, 'location id');
+  }
+
+  private allocate(): number {
+    for (const id of this.free) {
+      this.free.delete(id);
+      return id;
+    }
+    assert(this.nextId <= 0xffffffff, 'location ids exhausted');
+    return this.nextId++;
+  }
+
+  private commitFresh(fresh: LocationEntry[]): Promise<void> {
+    const next = this.nextId;
+    const durable = this.root
+      .transaction(() => {
+        for (const { id, name } of fresh) this.writeBinding(id, name);
+        this.meta.putSync('next', encodeU32(Math.max(next, this.metaNext())));
+      })
+      .then(
+        () => {
+          this.count += fresh.length;
+          this.settle(fresh);
+        },
+        (err: unknown) => {
+          // Nothing of it is durable: the ids may be handed out again.
+          this.settle(fresh);
+          for (const { id } of fresh) this.free.add(id);
+          throw err;
+        },
+      );
+    for (const { name } of fresh) {
+      const pending = this.pending.get(name);
+      if (pending !== undefined) pending.durable = durable;
+    }
+    return durable;
+  }
+
+  private settle(fresh: LocationEntry[]): void {
+    for (const { id, name } of fresh) {
+      this.pending.delete(name);
+      this.pendingIds.delete(id);
+    }
+  }
+
+  private metaNext(): number {
+    const stored = this.meta.get('next');
+    return stored === undefined ? 0 : decodeU32(stored, 'next id');
+  }
+
+  private writeBinding(id: number, name: LocationName): void {
+    this.names.putSync(name, encodeU32(id));
+    this.ids.putSync(id, Buffer.concat([Buffer.of(locationIdsFormatVersion), Buffer.from(name, 'utf8')]));
+    this.freeDb.removeSync(id);
   }
 }
 
+function encodeU32(value: number): Buffer {
+  const buf = Buffer.alloc(5);
+  buf[0] = locationIdsFormatVersion;
+  buf.writeUInt32BE(value, 1);
+  return buf;
+}
+
+function decodeU32(stored: Uint8Array, what: string): number {
+  if (stored.length !== 5 || stored[0] !== locationIdsFormatVersion) {
+    throw new Error(`location ids: bad stored ${what} (version ${stored[0]})`);
+  }
+  return Buffer.from(stored).readUInt32BE(1);
+}
+
+function decodeName(stored: Uint8Array): LocationName {
+  if (stored.length < 1 || stored[0] !== locationIdsFormatVersion) {
+    throw new Error(`location ids: bad stored name (version ${stored[0]})`);
+  }
+  return Buffer.from(stored.subarray(1)).toString('utf8');
+}

@@ -18,9 +18,9 @@ import type { ChangeIntent } from '../core/changes.ts';
  * in the at-risk report:
  *   key:     "k/" + bucket + "/" + key
  *   prefix:  "p/" + bucket + "/" + prefix      (prefix ends with the delimiter "/", or is "" for the whole bucket)
- *   upload:  "u/" + bucket + "/" + encodeURIComponent(uploadId) + "/" + key
+ *   upload:  "u/" + bucket + "/" + uploadId with "%" -> "%25", "/" -> "%2F" + "/" + key
  *   bucket:  "b/" + bucket                     (bucket create/delete)
- * (Bucket names never contain "/"; upload ids are URI-encoded so they do not
+ * (Bucket names never contain "/"; upload ids are escaped so they do not
  * either; the key is the rest of the name and may contain anything.)
  */
 export type LocationName = string;
