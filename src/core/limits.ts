@@ -56,3 +56,31 @@ export const recentWritesKeysMax = 100_000;
 /** Locations one miss may add to the record (own + predictions): a bad
  * predictor must not flood R. */
 export const predictedLocationsMax = 64;
+/** Object store: how often openObject re-reads metadata when the blob it named
+ * vanished under a concurrent overwrite (each retry sees a newer commit). */
+export const openObjectAttemptsMax = 3;
+
+// Replication (src/replica). PROTOCOL.md "every queue bounded".
+/** Ids in one record message (adds + removes): bounds its size on the wire
+ * (64 Ki ids x ~60 bytes of JSON each is about 4 MB). */
+export const recordMessageEntriesMax = 65_536;
+/** Misses waiting for a record message; more get SlowDown instead of
+ * growing memory without bound. */
+export const pendingMissesMax = 10_000;
+/** Keys in the copy queue Q; a write beyond it gets SlowDown rather than an
+ * unbounded backlog (and an unbounded resync after a disaster). */
+export const copyQueueEntriesMax = 1_000_000;
+/** A record message is tried this many times before the peer counts as down. */
+export const recordSendAttempts = 3;
+/** Wait for a peer's answer this long before counting the attempt lost. */
+export const replicaRequestTimeoutMs = 10_000;
+/** Copier retry backoff: first delay and ceiling (exponential, full jitter). */
+export const copyRetryBaseMs = 100;
+export const copyRetryMaxMs = 30_000;
+/** An admission not committed within this time (a write that failed after
+ * admit) stops pinning its record entries; a commit after it re-checks. */
+export const admissionLeaseMs = 60 * 60 * 1000;
+/** Inter-site request timestamps may differ from ours by this much (replay window). */
+export const replicaAuthSkewMs = 5 * 60 * 1000;
+/** JSON bodies of inter-site requests (record messages, sessions). */
+export const replicaJsonBodyBytesMax = 64 * 1024 ** 2;
