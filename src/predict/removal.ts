@@ -47,9 +47,98 @@ export interface RemovalChoice {
   wholeGenerations: number[];
 }
 
+/**
+ * Chooses ids to leave the record, in four passes:
+ *  1. whole generations, oldest first, whose every entry is in sync and idle
+ *     (claim 16: "a generation leaves when every entry in it is in sync");
+ *     while above the target, also those whose entries are merely not hot;
+ *  2. oversized groups that are in sync, even hot;
+ *  3. while above the target: single in-sync, not-hot entries, least
+ *     recently active first (claims 13-15, 35: "least-recently added");
+ *  4. while fewer than `need` were chosen: in-sync hot entries, LRU. Hot
+ *     entries give way before a miss waits (invariant 4, backpressure).
+ * Never an unsynced id: "only locations not in Q (in sync, claims 14-15)".
+ */
 export function chooseRemovals(input: RemovalInput): RemovalChoice {
-  void input;
-  throw new Error('not implemented yet');
+  const state = new Selection(input);
+  state.wholeGenerations();
+  state.oversized();
+  if (state.above()) state.leastRecent((id) => !state.isHot(id), () => state.above());
+  const need = input.need ?? 0;
+  if (state.chosen.size < need) state.leastRecent(() => true, () => state.chosen.size < need);
+  return { ids: [...state.chosen], wholeGenerations: state.whole };
+}
+
+class Selection {
+  readonly chosen = new Set<number>();
+  readonly whole: number[] = [];
+
+  constructor(private readonly input: RemovalInput) {}
+
+  /** Above the soft target, counting what is already chosen. */
+  above(): boolean {
+    return this.input.record.size - this.chosen.size > this.input.policy.targetEntries;
+  }
+
+  isHot(id: number): boolean {
+    return this.age(id) < this.input.policy.hotMs;
+  }
+
+  private isIdle(id: number): boolean {
+    return this.age(id) >= this.input.policy.idleMs;
+  }
+
+  private age(id: number): number {
+    const last = this.input.lastActive(id);
+    return last === undefined ? Infinity : this.input.now - last;
+  }
+
+  private budget(): number {
+    return this.input.policy.removalsMax - this.chosen.size;
+  }
+
+  private removable(id: number): boolean {
+    return !this.input.unsynced.has(id) && !this.chosen.has(id);
+  }
+
+  wholeGenerations(): void {
+    for (const { generation, ids } of this.input.record.generations()) {
+      if (this.budget() <= 0) return;
+      if (ids.size > this.budget()) continue;
+      const members = ids.toArray();
+      if (!members.every((id) => this.removable(id))) continue;
+      const done = members.every((id) => this.isIdle(id));
+      const cold = this.above() && members.every((id) => !this.isHot(id));
+      if (!done && !cold) continue;
+      for (const id of members) this.chosen.add(id);
+      this.whole.push(generation);
+    }
+  }
+
+  oversized(): void {
+    const oversized = this.input.oversized;
+    if (oversized === undefined) return;
+    for (const id of this.allIds()) {
+      if (this.budget() <= 0) return;
+      if (this.removable(id) && oversized(id)) this.chosen.add(id);
+    }
+  }
+
+  /** Takes removable ids passing `filter`, least recently active first,
+   * while `more()` and the budget allow. */
+  leastRecent(filter: (id: number) => boolean, more: () => boolean): void {
+    const candidates = [...this.allIds()].filter((id) => this.removable(id) && filter(id));
+    // Stable sort: equal ages keep generation order (oldest added first).
+    candidates.sort((a, b) => this.age(b) - this.age(a) || 0);
+    for (const id of candidates) {
+      if (!more() || this.budget() <= 0) return;
+      this.chosen.add(id);
+    }
+  }
+
+  private *allIds(): Generator<number> {
+    for (const { ids } of this.input.record.generations()) yield* ids;
+  }
 }
 
 /**
@@ -57,21 +146,22 @@ export function chooseRemovals(input: RemovalInput): RemovalChoice {
  * write it covers commits. Bounded by the record: forget ids on removal.
  */
 export class LastActive {
+  private readonly times = new Map<number, number>();
+
   /** Marks ids active at `now`. */
   touch(ids: Iterable<number>, now: number): void {
-    void ids;
-    void now;
-    throw new Error('not implemented yet');
+    for (const id of ids) this.times.set(id, now);
   }
+
   get(id: number): number | undefined {
-    void id;
-    throw new Error('not implemented yet');
+    return this.times.get(id);
   }
+
   forget(ids: Iterable<number>): void {
-    void ids;
-    throw new Error('not implemented yet');
+    for (const id of ids) this.times.delete(id);
   }
+
   get size(): number {
-    throw new Error('not implemented yet');
+    return this.times.size;
   }
 }
