@@ -1,0 +1,799 @@
+// The disk object store: blobs under <dataDir>/blobs, metadata in lmdb.
+//
+// Every mutation follows one shape:
+//   1. cheap checks on current metadata (bad input fails before anything)
+//   2. hooks.admit(intent), started at once, in parallel with the data write
+//   3. data (if any) through durableWrite (src/core/durable.ts)
+//   4. after the admission resolved: one lmdb child transaction that
+//      re-checks, takes the next `seq`, writes the records and calls
+//      hooks.committed({...intent, seq}) so replication's queue entry commits
+//      with it
+//   5. after the commit: unlink replaced blobs (deferred while readers pin them)
+// Replica applies (applyReplica / applyReplicaDelete) are the replication
+// itself: they call neither hook, keep the primary's seq, and raise this
+// store's counter to at least that seq so a promoted secondary continues
+// above everything it received.
+
+import { randomBytes } from 'node:crypto';
+import { mkdir, open as openFile, readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import type { RootDatabase } from 'lmdb';
+import type { ChangeHooks, ChangeIntent } from '../core/changes.ts';
+import { noReplication } from '../core/changes.ts';
+import { systemClock, type Clock } from '../core/clock.ts';
+import { blobPath, durableWrite, unlinkQuietly, type BlobDirs } from '../core/durable.ts';
+import { S3Error } from '../core/errors.ts';
+import { keyBytesMax, openObjectAttemptsMax, partNumberMax, partNumberMin, partSizeBytesMax, putObjectBytesMax } from '../core/limits.ts';
+import { scanPage } from './listing.ts';
+import {
+  bucketBase, bucketEnd, bucketKey, objectKey, openMetaDbs, partKey, partRange, recordVersion,
+  seqKey, uploadKey, type MetaDbs, type PartRecord, type UploadRecord,
+} from './meta-db.ts';
+import { buildCompletedMeta, normalizeEtag, validateCompleteParts } from './multipart.ts';
+import { BlobPins, PinnedReader } from './reader.ts';
+import {
+  objectMetaVersion,
+  type BlobRef, type BodyDigest, type BucketInfo, type ChecksumAlgorithm, type CompletePart,
+  type CopySource, type ListQuery, type ListResult, type ListUploadsQuery, type MultipartUpload,
+  type ObjectMeta, type ObjectReader, type ObjectStore, type PartInfo, type PutObjectInput,
+  type WriteAttributes,
+} from './types.ts';
+
+export { openMetaDb } from './meta-db.ts';
+
+export interface DiskObjectStoreOptions {
+  dataDir: string;
+  /** lmdb root opened by the composition root (openMetaDb); the store opens its sub-dbs on it. */
+  db: RootDatabase;
+  hooks?: ChangeHooks;
+  clock?: Clock;
+  /** Region recorded for buckets a replica apply creates implicitly. */
+  defaultRegion?: string;
+}
+
+/** Thrown inside a replica commit to drop a stale copy (its blob is removed). */
+class StaleReplica extends Error {}
+
+const shardCount = 256;
+
+export class DiskObjectStore implements ObjectStore {
+  private readonly pins: BlobPins;
+  private closed = false;
+
+  private constructor(
+    private readonly dirs: BlobDirs,
+    private readonly dbs: MetaDbs,
+    private hooks: ChangeHooks,
+    private readonly clock: Clock,
+    private readonly defaultRegion: string,
+  ) {
+    this.pins = new BlobPins((id) => void unlinkQuietly(blobPath(this.dirs, id)).catch(() => {}));
+  }
+
+  /** Opens the store, creating its dirs, then sweeps temp files and orphan blobs. */
+  static async open(options: DiskObjectStoreOptions): Promise<DiskObjectStore> {
+    const dirs: BlobDirs = {
+      tmpDir: join(options.dataDir, 'tmp'),
+      blobDir: join(options.dataDir, 'blobs'),
+    };
+    await mkdir(dirs.tmpDir, { recursive: true });
+    for (let i = 0; i < shardCount; i++) {
+      await mkdir(join(dirs.blobDir, i.toString(16).padStart(2, '0')), { recursive: true });
+    }
+    const store = new DiskObjectStore(
+      dirs,
+      openMetaDbs(options.db),
+      options.hooks ?? noReplication,
+      options.clock ?? systemClock,
+      options.defaultRegion ?? 'us-east-1',
+    );
+    await store.sweep();
+    return store;
+  }
+
+  setChangeHooks(hooks: ChangeHooks): void {
+    this.hooks = hooks;
+  }
+
+  /** Highest seq this store assigned or applied. */
+  currentSeq(): number {
+    return this.dbs.state.get(seqKey)?.seq ?? 0;
+  }
+
+  // ------------------------------------------------------------ plumbing
+
+  /**
+   * Crash recovery, run once on open before any write: empties tmp and
+   * unlinks every blob file that no object or in-progress part references.
+   * Cost: one pass over all object and part records (the referenced set is
+   * held in memory, ~100 bytes per blob) plus one readdir of each of the 256
+   * shard dirs: O(objects + parts + files). Fine for millions of objects; a
+   * reverse blob index would make it O(files) if that ever matters.
+   */
+  private async sweep(): Promise<{ tmp: number; orphans: number }> {
+    let tmp = 0;
+    for (const name of await readdir(this.dirs.tmpDir)) {
+      await rm(join(this.dirs.tmpDir, name), { recursive: true, force: true });
+      tmp++;
+    }
+    const referenced = new Set<string>();
+    for (const { value } of this.dbs.objects.getRange({})) for (const b of value.blobs) referenced.add(b.id);
+    for (const { value } of this.dbs.parts.getRange({})) referenced.add(value.blobId);
+    let orphans = 0;
+    for (let i = 0; i < shardCount; i++) {
+      const dir = join(this.dirs.blobDir, i.toString(16).padStart(2, '0'));
+      for (const name of await readdir(dir)) {
+        if (referenced.has(name)) continue;
+        await unlinkQuietly(join(dir, name));
+        orphans++;
+      }
+    }
+    this.lastSweep = { tmp, orphans };
+    return this.lastSweep;
+  }
+
+  /** What the sweep on open removed (for logs and tests). */
+  lastSweep: { tmp: number; orphans: number } = { tmp: 0, orphans: 0 };
+
+  /** Starts the admission; the caller awaits it before committing. */
+  private admit(hooks: ChangeHooks, intent: ChangeIntent): Promise<unknown> {
+    const admission = hooks.admit(intent);
+    admission.catch(() => {}); // awaited later; avoid an unhandled rejection meanwhile
+    return admission;
+  }
+
+  /** One atomic, durable lmdb transaction (rolled back if `fn` throws). */
+  private txn<T>(fn: () => T): Promise<T> {
+    if (this.closed) throw new S3Error('ServiceUnavailable', 'The store is closed.');
+    return this.dbs.objects.childTransaction(fn) as Promise<T>;
+  }
+
+  /** Inside a transaction: the next seq, persisted with the change. */
+  private nextSeq(): number {
+    const seq = this.currentSeq() + 1;
+    this.dbs.state.put(seqKey, { v: recordVersion, seq });
+    return seq;
+  }
+
+  /** Inside a transaction: raise the counter to at least `seq`. */
+  private raiseSeq(seq: number): void {
+    if (this.currentSeq() < seq) this.dbs.state.put(seqKey, { v: recordVersion, seq });
+  }
+
+  private requireBucket(bucket: string): void {
+    if (!this.dbs.buckets.get(bucketKey(bucket))) {
+      throw new S3Error('NoSuchBucket', 'The specified bucket does not exist', { extra: { BucketName: bucket } });
+    }
+  }
+
+  private requireObject(bucket: string, key: string): ObjectMeta {
+    this.requireBucket(bucket);
+    const meta = this.dbs.objects.get(objectKey(bucket, key));
+    if (!meta) throw new S3Error('NoSuchKey', 'The specified key does not exist.', { extra: { Key: key } });
+    return meta;
+  }
+
+  private requireUpload(bucket: string, key: string, uploadId: string): UploadRecord {
+    this.requireBucket(bucket);
+    const upload = this.dbs.uploads.get(uploadKey(bucket, key, uploadId));
+    if (!upload) {
+      throw new S3Error('NoSuchUpload', 'The specified upload does not exist.', { extra: { UploadId: uploadId } });
+    }
+    return upload;
+  }
+
+  private releaseBlobs(ids: readonly string[]): void {
+    this.pins.release(ids);
+  }
+
+  private blobsOf(bucket: string, key: string): string[] {
+    return this.dbs.objects.get(objectKey(bucket, key))?.blobs.map((b) => b.id) ?? [];
+  }
+
+  // -------------------------------------------------------------- buckets
+
+  async createBucket(name: string, region: string): Promise<void> {
+    if (this.dbs.buckets.get(bucketKey(name))) throw alreadyOwned(name);
+    const hooks = this.hooks;
+    const intent: ChangeIntent = { kind: 'bucket-create', bucket: name, key: '' };
+    await this.admit(hooks, intent);
+    await this.txn(() => {
+      if (this.dbs.buckets.get(bucketKey(name))) throw alreadyOwned(name);
+      const seq = this.nextSeq();
+      this.dbs.buckets.put(bucketKey(name), { v: recordVersion, name, created: this.clock.now(), region });
+      hooks.committed({ ...intent, seq });
+    });
+  }
+
+  async deleteBucket(name: string): Promise<void> {
+    this.requireEmptyBucket(name);
+    const hooks = this.hooks;
+    const intent: ChangeIntent = { kind: 'bucket-delete', bucket: name, key: '' };
+    await this.admit(hooks, intent);
+    await this.txn(() => {
+      this.requireEmptyBucket(name);
+      const seq = this.nextSeq();
+      this.dbs.buckets.remove(bucketKey(name));
+      hooks.committed({ ...intent, seq });
+    });
+  }
+
+  private requireEmptyBucket(name: string): void {
+    this.requireBucket(name);
+    const range = { start: bucketBase(name), end: bucketEnd(name), limit: 1 };
+    const hasObject = Array.from(this.dbs.objects.getKeys(range)).length > 0;
+    const hasUpload = Array.from(this.dbs.uploads.getKeys(range)).length > 0;
+    if (hasObject || hasUpload) {
+      throw new S3Error('BucketNotEmpty', 'The bucket you tried to delete is not empty', { extra: { BucketName: name } });
+    }
+  }
+
+  async headBucket(name: string): Promise<BucketInfo> {
+    const rec = this.dbs.buckets.get(bucketKey(name));
+    if (!rec) throw new S3Error('NoSuchBucket', 'The specified bucket does not exist', { extra: { BucketName: name } });
+    return { name: rec.name, created: rec.created, region: rec.region };
+  }
+
+  async listBuckets(): Promise<BucketInfo[]> {
+    const out: BucketInfo[] = [];
+    for (const { value } of this.dbs.buckets.getRange({})) {
+      out.push({ name: value.name, created: value.created, region: value.region });
+    }
+    return out;
+  }
+
+  // -------------------------------------------------------------- objects
+
+  async putObject(input: PutObjectInput): Promise<ObjectMeta> {
+    const { bucket, key } = input;
+    checkKey(key);
+    this.requireBucket(bucket);
+    this.checkConditions(bucket, key, input);
+    const hooks = this.hooks;
+    const intent: ChangeIntent = { kind: 'put', bucket, key };
+    const admission = this.admit(hooks, intent);
+    const algorithms = withAlgorithm(input.algorithms, input.checksumAlgorithm);
+    const { meta, replaced } = await durableWrite({
+      dirs: this.dirs,
+      body: input.body,
+      digest: { algorithms, sha256: input.sha256 },
+      verify: (digest) => {
+        if (digest.size > putObjectBytesMax) throw new S3Error('EntityTooLarge', 'Your proposed upload exceeds the maximum allowed size');
+        input.verify(digest);
+      },
+      admission,
+      commit: (blob, digest) =>
+        this.txn(() => {
+          this.requireBucket(bucket);
+          this.checkConditions(bucket, key, input);
+          const seq = this.nextSeq();
+          const meta = this.newMeta(bucket, key, input, blob, digest, seq, input.checksumAlgorithm);
+          const replaced = this.writeMeta(meta);
+          hooks.committed({ ...intent, seq });
+          return { meta, replaced };
+        }),
+    });
+    this.releaseBlobs(replaced);
+    return meta;
+  }
+
+  private newMeta(
+    bucket: string,
+    key: string,
+    attrs: WriteAttributes,
+    blob: BlobRef,
+    digest: BodyDigest,
+    seq: number,
+    checksumAlgorithm?: ChecksumAlgorithm,
+  ): ObjectMeta {
+    const value = checksumAlgorithm ? digest.checksums[checksumAlgorithm] : undefined;
+    return {
+      v: objectMetaVersion,
+      bucket,
+      key,
+      size: digest.size,
+      etag: digest.md5Hex,
+      lastModified: this.clock.now(),
+      seq,
+      headers: attrs.headers,
+      userMeta: attrs.userMeta,
+      tags: attrs.tags,
+      ...(checksumAlgorithm && value ? { checksum: { algorithm: checksumAlgorithm, value, type: 'FULL_OBJECT' as const } } : {}),
+      blobs: [blob],
+    };
+  }
+
+  /** Inside a transaction: stores the version, returns the blobs it replaced. */
+  private writeMeta(meta: ObjectMeta): string[] {
+    const replaced = this.blobsOf(meta.bucket, meta.key);
+    this.dbs.objects.put(objectKey(meta.bucket, meta.key), meta);
+    this.dbs.tombstones.remove(objectKey(meta.bucket, meta.key));
+    return replaced;
+  }
+
+  /** If-None-Match: * and If-Match; run early and again inside the commit. */
+  private checkConditions(bucket: string, key: string, c: { ifNoneMatchStar?: boolean; ifMatch?: string }): void {
+    if (!c.ifNoneMatchStar && c.ifMatch === undefined) return;
+    const current = this.dbs.objects.get(objectKey(bucket, key));
+    if (c.ifNoneMatchStar && current) {
+      throw new S3Error('PreconditionFailed', 'At least one of the pre-conditions you specified did not hold', { extra: { Condition: 'If-None-Match' } });
+    }
+    if (c.ifMatch !== undefined) {
+      if (!current) throw new S3Error('NoSuchKey', 'The specified key does not exist.', { extra: { Key: key } });
+      if (normalizeEtag(c.ifMatch) !== current.etag && c.ifMatch.trim() !== '*') {
+        throw new S3Error('PreconditionFailed', 'At least one of the pre-conditions you specified did not hold', { extra: { Condition: 'If-Match' } });
+      }
+    }
+  }
+
+  async openObject(bucket: string, key: string): Promise<ObjectReader> {
+    for (let attempt = 1; ; attempt++) {
+      const meta = this.requireObject(bucket, key);
+      const ids = meta.blobs.map((b) => b.id);
+      this.pins.pin(ids); // same tick as the read: no unlink can slip between
+      const first = meta.blobs[0];
+      try {
+        const handle = first ? await openFile(blobPath(this.dirs, first.id), 'r') : undefined;
+        return new PinnedReader(meta, { pins: this.pins, pathOf: (id) => blobPath(this.dirs, id) }, handle);
+      } catch (err) {
+        this.pins.unpin(ids);
+        const vanished = (err as NodeJS.ErrnoException).code === 'ENOENT';
+        if (!vanished || attempt >= openObjectAttemptsMax) throw err;
+      }
+    }
+  }
+
+  async headObject(bucket: string, key: string): Promise<ObjectMeta> {
+    return this.requireObject(bucket, key);
+  }
+
+  async deleteObject(bucket: string, key: string): Promise<void> {
+    checkKey(key);
+    this.requireBucket(bucket);
+    const hooks = this.hooks;
+    const intent: ChangeIntent = { kind: 'delete', bucket, key };
+    await this.admit(hooks, intent);
+    const replaced = await this.txn(() => {
+      const replaced = this.blobsOf(bucket, key);
+      const seq = this.nextSeq();
+      this.dbs.objects.remove(objectKey(bucket, key));
+      hooks.committed({ ...intent, seq });
+      return replaced;
+    });
+    this.releaseBlobs(replaced);
+  }
+
+  async copyObject(
+    source: CopySource,
+    dest: { bucket: string; key: string },
+    attrs: WriteAttributes | 'copy',
+    conditions: { ifNoneMatchStar?: boolean } = {},
+  ): Promise<ObjectMeta> {
+    checkKey(dest.key);
+    this.requireBucket(dest.bucket);
+    this.checkConditions(dest.bucket, dest.key, conditions);
+    const reader = await this.openObject(source.bucket, source.key);
+    try {
+      const src = reader.meta;
+      const chosen: WriteAttributes = attrs === 'copy' ? { headers: src.headers, userMeta: src.userMeta, tags: src.tags } : attrs;
+      const algorithm = src.checksum?.algorithm;
+      const hooks = this.hooks;
+      const intent: ChangeIntent = { kind: 'put', bucket: dest.bucket, key: dest.key };
+      const admission = this.admit(hooks, intent);
+      const body = reader.stream(source.range);
+      const expected = source.range ? source.range.end - source.range.start + 1 : src.size;
+      const { meta, replaced } = await durableWrite({
+        dirs: this.dirs,
+        body,
+        digest: { algorithms: algorithm ? [algorithm] : [], sha256: false },
+        verify: (d) => checkSize(d, expected),
+        admission,
+        commit: (blob, digest) =>
+          this.txn(() => {
+            this.requireBucket(dest.bucket);
+            this.checkConditions(dest.bucket, dest.key, conditions);
+            const seq = this.nextSeq();
+            const meta = this.newMeta(dest.bucket, dest.key, chosen, blob, digest, seq, algorithm);
+            const replaced = this.writeMeta(meta);
+            hooks.committed({ ...intent, seq });
+            return { meta, replaced };
+          }),
+      });
+      this.releaseBlobs(replaced);
+      return meta;
+    } finally {
+      await reader.close();
+    }
+  }
+
+  async setTags(bucket: string, key: string, tags: Record<string, string>): Promise<ObjectMeta> {
+    this.requireObject(bucket, key);
+    const hooks = this.hooks;
+    const intent: ChangeIntent = { kind: 'tagging', bucket, key };
+    await this.admit(hooks, intent);
+    return this.txn(() => {
+      const current = this.requireObject(bucket, key);
+      const seq = this.nextSeq();
+      // The version's seq moves too, so a replica accepts the new tags.
+      const meta: ObjectMeta = { ...current, tags, seq };
+      this.dbs.objects.put(objectKey(bucket, key), meta);
+      hooks.committed({ ...intent, seq });
+      return meta;
+    });
+  }
+
+  async list(query: ListQuery): Promise<ListResult> {
+    this.requireBucket(query.bucket);
+    const base = bucketBase(query.bucket);
+    const prefix = Buffer.from(query.prefix ?? '', 'utf8');
+    const after = query.after !== undefined && query.after !== '' ? Buffer.from(query.after, 'utf8') : undefined;
+    const fromPrefix = Buffer.concat([base, prefix]);
+    const fromAfter = after ? Buffer.concat([base, after, Buffer.from([0])]) : undefined;
+    const start = fromAfter && Buffer.compare(fromAfter, fromPrefix) > 0 ? fromAfter : fromPrefix;
+    const page = scanPage({
+      db: this.dbs.objects,
+      base,
+      end: bucketEnd(query.bucket),
+      prefix,
+      delimiter: query.delimiter ? Buffer.from(query.delimiter, 'utf8') : undefined,
+      start,
+      after,
+      nameOf: (rel) => rel,
+      max: query.maxKeys,
+    });
+    const objects: ObjectMeta[] = [];
+    const commonPrefixes: string[] = [];
+    let nextAfter: string | undefined;
+    for (const item of page.items) {
+      if (item.kind === 'value') {
+        objects.push(item.value);
+        nextAfter = item.value.key;
+      } else {
+        commonPrefixes.push(item.prefix);
+        nextAfter = item.prefix;
+      }
+    }
+    return { objects, commonPrefixes, isTruncated: page.isTruncated, ...(nextAfter !== undefined ? { nextAfter } : {}) };
+  }
+
+  // ------------------------------------------------------------ multipart
+
+  async createMultipartUpload(
+    bucket: string,
+    key: string,
+    attrs: WriteAttributes,
+    checksum?: { algorithm: ChecksumAlgorithm; type: 'FULL_OBJECT' | 'COMPOSITE' },
+  ): Promise<MultipartUpload> {
+    checkKey(key);
+    this.requireBucket(bucket);
+    const uploadId = newUploadId(this.clock.now());
+    const hooks = this.hooks;
+    const intent: ChangeIntent = { kind: 'mpu-create', bucket, key, uploadId };
+    await this.admit(hooks, intent);
+    return this.txn(() => {
+      this.requireBucket(bucket);
+      const seq = this.nextSeq();
+      const upload: UploadRecord = {
+        v: recordVersion,
+        bucket,
+        key,
+        uploadId,
+        initiated: this.clock.now(),
+        attrs,
+        ...(checksum ? { checksumAlgorithm: checksum.algorithm, checksumType: checksum.type } : {}),
+      };
+      this.dbs.uploads.put(uploadKey(bucket, key, uploadId), upload);
+      hooks.committed({ ...intent, seq });
+      return toUpload(upload);
+    });
+  }
+
+  async uploadPart(input: Parameters<ObjectStore['uploadPart']>[0]): Promise<PartInfo> {
+    const { bucket, key, uploadId, partNumber } = input;
+    checkPartNumber(partNumber);
+    const upload = this.requireUpload(bucket, key, uploadId);
+    const algorithm = upload.checksumAlgorithm;
+    return this.writePart(upload, partNumber, {
+      body: input.body,
+      algorithms: withAlgorithm(input.algorithms, algorithm),
+      sha256: input.sha256,
+      verify: (d) => {
+        if (d.size > partSizeBytesMax) throw new S3Error('EntityTooLarge', 'Your proposed upload exceeds the maximum allowed size');
+        input.verify(d);
+      },
+    });
+  }
+
+  async uploadPartCopy(input: Parameters<ObjectStore['uploadPartCopy']>[0]): Promise<PartInfo> {
+    const { bucket, key, uploadId, partNumber, source } = input;
+    checkPartNumber(partNumber);
+    const upload = this.requireUpload(bucket, key, uploadId);
+    const reader = await this.openObject(source.bucket, source.key);
+    try {
+      const expected = source.range ? source.range.end - source.range.start + 1 : reader.meta.size;
+      const body = reader.stream(source.range);
+      return await this.writePart(upload, partNumber, {
+        body,
+        algorithms: withAlgorithm([], upload.checksumAlgorithm),
+        sha256: false,
+        verify: (d) => checkSize(d, expected),
+      });
+    } finally {
+      await reader.close();
+    }
+  }
+
+  /** Streams one part to its blob and records it, replacing a previous upload of the number. */
+  private async writePart(
+    upload: UploadRecord,
+    partNumber: number,
+    data: { body: Readable; algorithms: ChecksumAlgorithm[]; sha256: boolean; verify: (d: BodyDigest) => void },
+  ): Promise<PartInfo> {
+    const { bucket, key, uploadId } = upload;
+    const hooks = this.hooks;
+    const intent: ChangeIntent = { kind: 'mpu-part', bucket, key, uploadId };
+    const admission = this.admit(hooks, intent);
+    const algorithm = upload.checksumAlgorithm;
+    const { part, replaced } = await durableWrite({
+      dirs: this.dirs,
+      body: data.body,
+      digest: { algorithms: data.algorithms, sha256: data.sha256 },
+      verify: data.verify,
+      admission,
+      commit: (blob, digest) =>
+        this.txn(() => {
+          this.requireUpload(bucket, key, uploadId);
+          const pk = partKey(uploadId, partNumber);
+          const previous = this.dbs.parts.get(pk);
+          const seq = this.nextSeq();
+          const checksum = algorithm ? digest.checksums[algorithm] : undefined;
+          const part: PartRecord = {
+            v: recordVersion,
+            partNumber,
+            etag: digest.md5Hex,
+            size: digest.size,
+            lastModified: this.clock.now(),
+            ...(algorithm && checksum ? { checksum, checksumAlgorithm: algorithm } : {}),
+            blobId: blob.id,
+          };
+          this.dbs.parts.put(pk, part);
+          hooks.committed({ ...intent, seq });
+          return { part, replaced: previous ? [previous.blobId] : [] };
+        }),
+    });
+    this.releaseBlobs(replaced);
+    return toPartInfo(part);
+  }
+
+  private loadParts(uploadId: string): PartRecord[] {
+    return Array.from(this.dbs.parts.getRange(partRange(uploadId)), ({ value }) => value);
+  }
+
+  async completeMultipartUpload(bucket: string, key: string, uploadId: string, parts: CompletePart[]): Promise<ObjectMeta> {
+    const upload = this.requireUpload(bucket, key, uploadId);
+    validateCompleteParts(this.loadParts(uploadId), parts);
+    const hooks = this.hooks;
+    const intent: ChangeIntent = { kind: 'put', bucket, key, uploadId };
+    await this.admit(hooks, intent);
+    const { meta, replaced } = await this.txn(() => {
+      this.requireUpload(bucket, key, uploadId);
+      const stored = this.loadParts(uploadId);
+      const chosen = validateCompleteParts(stored, parts);
+      const seq = this.nextSeq();
+      const meta = buildCompletedMeta(upload, chosen, seq, this.clock.now());
+      const replaced = this.writeMeta(meta);
+      const used = new Set(chosen.map((p) => p.blobId));
+      for (const p of stored) {
+        this.dbs.parts.remove(partKey(uploadId, p.partNumber));
+        if (!used.has(p.blobId)) replaced.push(p.blobId);
+      }
+      this.dbs.uploads.remove(uploadKey(bucket, key, uploadId));
+      hooks.committed({ ...intent, seq });
+      return { meta, replaced };
+    });
+    this.releaseBlobs(replaced);
+    return meta;
+  }
+
+  async abortMultipartUpload(bucket: string, key: string, uploadId: string): Promise<void> {
+    this.requireUpload(bucket, key, uploadId);
+    const hooks = this.hooks;
+    const intent: ChangeIntent = { kind: 'mpu-abort', bucket, key, uploadId };
+    await this.admit(hooks, intent);
+    const replaced = await this.txn(() => {
+      this.requireUpload(bucket, key, uploadId);
+      const stored = this.loadParts(uploadId);
+      const seq = this.nextSeq();
+      for (const p of stored) this.dbs.parts.remove(partKey(uploadId, p.partNumber));
+      this.dbs.uploads.remove(uploadKey(bucket, key, uploadId));
+      hooks.committed({ ...intent, seq });
+      return stored.map((p) => p.blobId);
+    });
+    this.releaseBlobs(replaced);
+  }
+
+  async listParts(
+    bucket: string,
+    key: string,
+    uploadId: string,
+    options: { partNumberMarker?: number; maxParts: number },
+  ): Promise<{ upload: MultipartUpload; parts: PartInfo[]; isTruncated: boolean }> {
+    const upload = this.requireUpload(bucket, key, uploadId);
+    const marker = options.partNumberMarker ?? 0;
+    const { end } = partRange(uploadId);
+    const start = partKey(uploadId, Math.min(marker + 1, partNumberMax + 1));
+    const max = Math.max(0, options.maxParts);
+    const rows = Array.from(this.dbs.parts.getRange({ start, end, limit: max + 1 }), ({ value }) => value);
+    return {
+      upload: toUpload(upload),
+      parts: rows.slice(0, max).map(toPartInfo),
+      isTruncated: rows.length > max,
+    };
+  }
+
+  async listMultipartUploads(query: ListUploadsQuery): Promise<{ uploads: MultipartUpload[]; commonPrefixes: string[]; isTruncated: boolean }> {
+    this.requireBucket(query.bucket);
+    const base = bucketBase(query.bucket);
+    const prefix = Buffer.from(query.prefix ?? '', 'utf8');
+    const fromPrefix = Buffer.concat([base, prefix]);
+    let fromMarker: Buffer | undefined;
+    let after: Buffer | undefined;
+    if (query.keyMarker) {
+      after = Buffer.from(query.keyMarker, 'utf8');
+      // With an upload-id marker: later uploads of the same key; without: keys after the marker.
+      fromMarker = query.uploadIdMarker
+        ? Buffer.concat([uploadKey(query.bucket, query.keyMarker, query.uploadIdMarker), Buffer.from([0])])
+        : Buffer.concat([base, after, Buffer.from([1])]);
+    }
+    const start = fromMarker && Buffer.compare(fromMarker, fromPrefix) > 0 ? fromMarker : fromPrefix;
+    const page = scanPage({
+      db: this.dbs.uploads,
+      base,
+      end: bucketEnd(query.bucket),
+      prefix,
+      delimiter: query.delimiter ? Buffer.from(query.delimiter, 'utf8') : undefined,
+      start,
+      after,
+      nameOf: (rel) => rel.subarray(0, rel.lastIndexOf(0)),
+      max: query.maxUploads,
+    });
+    const uploads: MultipartUpload[] = [];
+    const commonPrefixes: string[] = [];
+    for (const item of page.items) {
+      if (item.kind === 'value') uploads.push(toUpload(item.value));
+      else commonPrefixes.push(item.prefix);
+    }
+    return { uploads, commonPrefixes, isTruncated: page.isTruncated };
+  }
+
+  // ----------------------------------------------------- replica applies
+
+  /** Inside or outside a transaction: does this store hold `seq` or newer for the key? */
+  private isStale(bucket: string, key: string, seq: number): boolean {
+    const current = this.dbs.objects.get(objectKey(bucket, key));
+    if (current && current.seq >= seq) return true;
+    const tomb = this.dbs.tombstones.get(objectKey(bucket, key));
+    return tomb !== undefined && tomb.seq >= seq;
+  }
+
+  /** Inside a transaction: replicas get buckets implicitly (no bucket-create copy needed). */
+  private ensureBucket(bucket: string): void {
+    if (this.dbs.buckets.get(bucketKey(bucket))) return;
+    this.dbs.buckets.put(bucketKey(bucket), { v: recordVersion, name: bucket, created: this.clock.now(), region: this.defaultRegion });
+  }
+
+  async applyReplica(meta: ObjectMeta, body: Readable, options: { force?: boolean } = {}): Promise<boolean> {
+    const force = options.force === true;
+    if (!force && this.isStale(meta.bucket, meta.key, meta.seq)) {
+      body.resume(); // drain: the copy is older than what we hold
+      return false;
+    }
+    const algorithm = meta.checksum?.type === 'FULL_OBJECT' ? meta.checksum.algorithm : undefined;
+    try {
+      const replaced = await durableWrite({
+        dirs: this.dirs,
+        body,
+        digest: { algorithms: algorithm ? [algorithm] : [], sha256: false },
+        verify: (d) => verifyReplicaBody(meta, d, algorithm),
+        admission: Promise.resolve(),
+        commit: (blob) =>
+          this.txn(() => {
+            if (!force && this.isStale(meta.bucket, meta.key, meta.seq)) throw new StaleReplica();
+            this.ensureBucket(meta.bucket);
+            const stored: ObjectMeta = { ...meta, v: objectMetaVersion, blobs: [blob] };
+            const replaced = this.writeMeta(stored);
+            this.raiseSeq(meta.seq);
+            return replaced;
+          }),
+      });
+      this.releaseBlobs(replaced);
+      return true;
+    } catch (err) {
+      if (err instanceof StaleReplica) return false;
+      throw err;
+    }
+  }
+
+  async applyReplicaDelete(bucket: string, key: string, seq: number, options: { force?: boolean } = {}): Promise<boolean> {
+    const force = options.force === true;
+    const result = await this.txn(() => {
+      if (!force && this.isStale(bucket, key, seq)) return undefined;
+      const replaced = this.blobsOf(bucket, key);
+      this.dbs.objects.remove(objectKey(bucket, key));
+      this.dbs.tombstones.put(objectKey(bucket, key), { v: recordVersion, seq });
+      this.raiseSeq(seq);
+      return replaced;
+    });
+    if (!result) return false;
+    this.releaseBlobs(result);
+    return true;
+  }
+
+  /** The root lmdb belongs to the composition root; the store only stops writing. */
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+}
+
+// ---------------------------------------------------------------- helpers
+
+function alreadyOwned(name: string): S3Error {
+  return new S3Error('BucketAlreadyOwnedByYou', 'Your previous request to create the named bucket succeeded and you already own it.', {
+    extra: { BucketName: name },
+  });
+}
+
+function checkKey(key: string): void {
+  if (key.length === 0) throw new S3Error('InvalidArgument', 'Object key must not be empty');
+  if (Buffer.byteLength(key, 'utf8') > keyBytesMax) throw new S3Error('KeyTooLongError', 'Your key is too long');
+}
+
+function checkPartNumber(n: number): void {
+  if (!Number.isInteger(n) || n < partNumberMin || n > partNumberMax) {
+    throw new S3Error('InvalidArgument', `Part number must be an integer between ${partNumberMin} and ${partNumberMax}, inclusive`);
+  }
+}
+
+function checkSize(d: BodyDigest, expected: number): void {
+  if (d.size !== expected) throw new S3Error('IncompleteBody', 'The source ended before the expected length');
+}
+
+function verifyReplicaBody(meta: ObjectMeta, d: BodyDigest, algorithm?: ChecksumAlgorithm): void {
+  checkSize(d, meta.size);
+  if (!meta.etag.includes('-') && d.md5Hex !== meta.etag) throw new S3Error('BadDigest', 'Replica body does not match its ETag');
+  if (algorithm && meta.checksum && d.checksums[algorithm] !== meta.checksum.value) {
+    throw new S3Error('BadDigest', 'Replica body does not match its checksum');
+  }
+}
+
+function withAlgorithm(list: readonly ChecksumAlgorithm[], extra?: ChecksumAlgorithm): ChecksumAlgorithm[] {
+  return extra && !list.includes(extra) ? [...list, extra] : [...list];
+}
+
+/** Upload ids sort by creation time (S3 lists a key's uploads oldest first). */
+function newUploadId(now: number): string {
+  return `${now.toString(16).padStart(12, '0')}${randomBytes(12).toString('hex')}`;
+}
+
+function toUpload(u: UploadRecord): MultipartUpload {
+  return {
+    bucket: u.bucket,
+    key: u.key,
+    uploadId: u.uploadId,
+    initiated: u.initiated,
+    attrs: u.attrs,
+    ...(u.checksumAlgorithm ? { checksumAlgorithm: u.checksumAlgorithm } : {}),
+    ...(u.checksumType ? { checksumType: u.checksumType } : {}),
+  };
+}
+
+function toPartInfo(p: PartRecord): PartInfo {
+  return {
+    partNumber: p.partNumber,
+    etag: p.etag,
+    size: p.size,
+    lastModified: p.lastModified,
+    ...(p.checksum ? { checksum: p.checksum } : {}),
+  };
+}
