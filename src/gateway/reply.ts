@@ -1,0 +1,49 @@
+// What a handler returns, and the single function that writes it to node's
+// response. Handlers never touch the socket, so they stay testable.
+
+import type { ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+
+export type ReplyHeaders = Record<string, string | number | string[]>;
+
+export interface Reply {
+  status: number;
+  headers: ReplyHeaders;
+  body?: string | Buffer | Readable;
+}
+
+export function xmlReply(body: string, status = 200, headers: ReplyHeaders = {}): Reply {
+  return { status, headers: { 'content-type': 'application/xml', ...headers }, body };
+}
+
+export function emptyReply(status = 200, headers: ReplyHeaders = {}): Reply {
+  return { status, headers };
+}
+
+/** Writes a reply; a stream body that fails midway aborts the connection. */
+export async function writeReply(res: ServerResponse, reply: Reply, method: string): Promise<void> {
+  for (const [name, value] of Object.entries(reply.headers)) res.setHeader(name, value);
+  res.statusCode = reply.status;
+  const body = reply.body;
+  if (body === undefined || method === 'HEAD' || reply.status === 304 || reply.status === 204) {
+    if (typeof body === 'object' && 'destroy' in body && typeof body.destroy === 'function') body.destroy();
+    if (body === undefined && method !== 'HEAD' && !res.hasHeader('content-length') && reply.status !== 204 && reply.status !== 304) {
+      res.setHeader('content-length', 0);
+    }
+    res.end();
+    return;
+  }
+  if (typeof body === 'string' || Buffer.isBuffer(body)) {
+    res.setHeader('content-length', Buffer.byteLength(body));
+    res.end(body);
+    return;
+  }
+  try {
+    await pipeline(body, res);
+  } catch {
+    // Headers are gone already: the only honest signal left is a cut
+    // connection, so the client sees a short body rather than a wrong one.
+    res.destroy();
+  }
+}

@@ -1,0 +1,211 @@
+// The gateway's HTTP server: koa for the /_lookahead/* routes, and one
+// middleware that turns every other request into an S3 operation.
+//
+// S3 responses are written straight to node's response (ctx.respond = false):
+// koa's body heuristics (content types, 204 for empty bodies) are not S3's.
+
+import { randomBytes } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Socket } from 'node:net';
+import Koa from 'koa';
+import Router from '@koa/router';
+import type { Logger } from 'pino';
+import { systemClock, type Clock } from '../core/clock.ts';
+import { S3Error } from '../core/errors.ts';
+import { requestHeaderBytesMax } from '../core/limits.ts';
+import type { ObjectStore } from '../objects/types.ts';
+import { SigningKeyCache } from './auth/signing.ts';
+import { verifyRequest, type AuthContext, type CredentialLookup } from './auth/sigv4.ts';
+import { dispatch } from './dispatch.ts';
+import { bucketOf, isAnonymousReadable, parseRequest, percentDecode, type Operation } from './endpoint.ts';
+import { errorReply } from './errors-xml.ts';
+import type { HandlerDeps } from './handlers/context.ts';
+import { writeReply } from './reply.ts';
+import { XmlCodec } from './xml.ts';
+
+export interface GatewayOptions {
+  store: ObjectStore;
+  credentials: CredentialLookup;
+  region: string;
+  /** Enables virtual-host style addressing: `bucket.<baseDomain>`. */
+  baseDomain?: string;
+  /** Buckets anonymous clients may read (GET/HEAD/list). */
+  anonymousReadBuckets?: string[];
+  logger: Logger;
+  /** Mounted before S3 dispatch, for /_lookahead/* routes. */
+  extraRouters?: Router[];
+  /** Health answers 200 only once this says so (default: always ready). */
+  isReady?: () => boolean;
+  clock?: Clock;
+}
+
+export interface Gateway {
+  app: Koa;
+  listen(host: string, port: number): Promise<{ server: http.Server; port: number }>;
+  close(): Promise<void>;
+}
+
+const internalPrefix = '/_lookahead/';
+
+function splitUrl(url: string): { rawPath: string; rawQuery: string } {
+  const q = url.indexOf('?');
+  return q < 0 ? { rawPath: url, rawQuery: '' } : { rawPath: url.slice(0, q), rawQuery: url.slice(q + 1) };
+}
+
+function newRequestId(): string {
+  return randomBytes(8).toString('hex').toUpperCase();
+}
+
+/** Refuses anonymous requests unless the bucket is open for anonymous reads. */
+function authorize(op: Operation, auth: AuthContext | undefined, anonymous: ReadonlySet<string>): void {
+  if (auth) return;
+  const bucket = bucketOf(op);
+  if (bucket !== undefined && anonymous.has(bucket) && isAnonymousReadable(op)) return;
+  throw new S3Error('AccessDenied', 'Access Denied');
+}
+
+class GatewayServer implements Gateway {
+  readonly app = new Koa();
+  private readonly xml = new XmlCodec();
+  private readonly keyCache = new SigningKeyCache();
+  private readonly anonymous: ReadonlySet<string>;
+  private readonly clock: Clock;
+  private readonly deps: HandlerDeps;
+  /** Requests that sent Expect: 100-continue and still wait for it. */
+  private readonly awaitingContinue = new WeakSet<http.IncomingMessage>();
+  private server?: http.Server;
+  private readonly sockets = new Set<Socket>();
+
+  constructor(private readonly options: GatewayOptions) {
+    this.anonymous = new Set(options.anonymousReadBuckets ?? []);
+    this.clock = options.clock ?? systemClock;
+    this.deps = { store: options.store, region: options.region, xml: this.xml, now: () => this.clock.now() };
+    this.app.proxy = false;
+    this.app.use(async (ctx, next) => {
+      const requestId = newRequestId();
+      ctx.res.setHeader('x-amz-request-id', requestId);
+      ctx.res.setHeader('x-amz-id-2', Buffer.from(requestId).toString('base64'));
+      ctx.res.setHeader('server', 'Lookahead');
+      const url = ctx.req.url ?? '/';
+      if (url.startsWith(internalPrefix)) {
+        await this.internal(ctx, next, requestId);
+      } else {
+        ctx.respond = false;
+        await this.s3(ctx.req, ctx.res, requestId);
+      }
+    });
+    this.app.use(this.healthRouter().routes());
+    for (const router of options.extraRouters ?? []) {
+      this.app.use(router.routes());
+      this.app.use(router.allowedMethods());
+    }
+  }
+
+  private healthRouter(): Router {
+    const router = new Router();
+    router.get('/_lookahead/health', (ctx) => {
+      const ready = this.options.isReady?.() ?? true;
+      ctx.status = ready ? 200 : 503;
+      ctx.body = { status: ready ? 'ok' : 'starting' };
+    });
+    return router;
+  }
+
+  /** Our own routes: errors still come out as S3 XML with the request id. */
+  private async internal(ctx: Koa.Context, next: Koa.Next, requestId: string): Promise<void> {
+    try {
+      await next();
+    } catch (err) {
+      const reply = errorReply(err, this.errorContext(ctx.req, requestId));
+      ctx.status = reply.status;
+      for (const [k, v] of Object.entries(reply.headers)) ctx.set(k, String(v));
+      ctx.body = reply.body ?? '';
+    }
+  }
+
+  private errorContext(req: http.IncomingMessage, requestId: string) {
+    const { rawPath } = splitUrl(req.url ?? '/');
+    return {
+      requestId,
+      method: req.method ?? 'GET',
+      resource: percentDecode(rawPath) ?? rawPath,
+      logger: this.options.logger,
+      xml: this.xml,
+    };
+  }
+
+  private async s3(req: http.IncomingMessage, res: http.ServerResponse, requestId: string): Promise<void> {
+    const method = req.method ?? 'GET';
+    const { rawPath, rawQuery } = splitUrl(req.url ?? '/');
+    try {
+      const { operation, query } = parseRequest(
+        { method, rawPath, rawQuery, headers: req.headers },
+        { ...(this.options.baseDomain ? { baseDomain: this.options.baseDomain } : {}) },
+      );
+      const auth = verifyRequest(
+        { method, rawPath, rawQuery, headers: req.headersDistinct },
+        this.options.credentials,
+        { now: this.clock.now(), keyCache: this.keyCache },
+      );
+      authorize(operation, auth, this.anonymous);
+      // Only an authenticated, authorised request gets the client to send its body.
+      if (this.awaitingContinue.has(req)) {
+        this.awaitingContinue.delete(req);
+        res.writeContinue();
+      }
+      const reply = await dispatch(operation, { req, query, ...(auth ? { auth } : {}), requestId }, this.deps);
+      await writeReply(res, reply, method);
+    } catch (err) {
+      await this.fail(req, res, err, requestId);
+    }
+  }
+
+  private async fail(req: http.IncomingMessage, res: http.ServerResponse, err: unknown, requestId: string): Promise<void> {
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    const reply = errorReply(err, this.errorContext(req, requestId));
+    // An unread body would be parsed as the next request: close instead.
+    if (!req.complete) reply.headers.connection = 'close';
+    await writeReply(res, reply, req.method ?? 'GET');
+  }
+
+  listen(host: string, port: number): Promise<{ server: http.Server; port: number }> {
+    const handler = this.app.callback();
+    const server = http.createServer({ keepAlive: true, maxHeaderSize: requestHeaderBytesMax }, handler);
+    server.on('checkContinue', (req, res) => {
+      this.awaitingContinue.add(req);
+      void handler(req, res);
+    });
+    server.on('connection', (socket: Socket) => {
+      this.sockets.add(socket);
+      socket.once('close', () => this.sockets.delete(socket));
+    });
+    this.server = server;
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve({ server, port: (server.address() as AddressInfo).port });
+      });
+    });
+  }
+
+  async close(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    this.server = undefined;
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeIdleConnections();
+      // Bounded shutdown: connections still busy are cut.
+      for (const s of this.sockets) s.destroy();
+    });
+  }
+}
+
+export function createGateway(options: GatewayOptions): Gateway {
+  return new GatewayServer(options);
+}
