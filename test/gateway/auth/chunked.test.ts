@@ -244,8 +244,8 @@ describe('properties', () => {
           const corrupt = Buffer.from(wire);
           corrupt[at % corrupt.length] ^= xor;
           const outcome = await decode(split(corrupt, cuts), authFor('STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER'), data.length).then(
-            (decoded) => decoded,
-            (e: unknown) => e,
+            (decoded): { body: Buffer; trailers: Record<string, string> } | Error => decoded,
+            (e: unknown) => e as Error,
           );
           if (outcome instanceof Error) {
             expect(outcome).toBeInstanceOf(S3Error);

@@ -29,15 +29,21 @@ const host = '127.0.0.1:9000';
 
 class NodeSha256 {
   private readonly hash: Hash | Hmac;
-  constructor(secret?: string | Uint8Array) {
-    this.hash = secret === undefined ? createHash('sha256') : createHmac('sha256', secret);
+  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
+    this.hash = secret === undefined ? createHash('sha256') : createHmac('sha256', toBytes(secret));
   }
-  update(data: Uint8Array | string): void {
-    this.hash.update(data);
+  update(data: string | ArrayBuffer | ArrayBufferView): void {
+    this.hash.update(toBytes(data));
   }
   async digest(): Promise<Uint8Array> {
     return new Uint8Array(this.hash.digest());
   }
+}
+
+function toBytes(data: string | ArrayBuffer | ArrayBufferView): string | Buffer {
+  if (typeof data === 'string') return data;
+  if (data instanceof ArrayBuffer) return Buffer.from(data);
+  return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
 }
 
 class Captured extends Error {
@@ -64,7 +70,7 @@ function capturingClient(region = 'us-east-1'): S3Client {
   });
 }
 
-async function capture(client: S3Client, command: Parameters<S3Client['send']>[0]): Promise<HttpRequest> {
+async function capture(client: S3Client, command: object): Promise<HttpRequest> {
   const err = await client.send(command as never).then(
     () => undefined,
     (e: unknown) => e,
