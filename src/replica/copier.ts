@@ -1,0 +1,248 @@
+// The copier (PROTOCOL.md write path step 6; claims 3, 23): drains Q
+// asynchronously. "Reads the current version of K, sends it (or a delete) to
+// S, and on S's durable ack removes K from Q, unless K was written again
+// meanwhile. Each write carries a per-key sequence number so S drops a stale
+// copy that arrives late."
+
+import type { Clock, Random } from '../core/clock.ts';
+import { S3Error } from '../core/errors.ts';
+import { copyQueueEntriesMax, copyRetryBaseMs, copyRetryMaxMs } from '../core/limits.ts';
+import type { ObjectReader, ObjectStore } from '../objects/types.ts';
+import { parseLocationName } from '../predict/locations.ts';
+import type { ReplicaMetrics } from './metrics.ts';
+import type { PrimaryDurable, QEntry } from './state.ts';
+import type { ReplicaTarget } from './target.ts';
+import { FencedError } from './target.ts';
+
+export interface CopierOptions {
+  durable: PrimaryDurable;
+  target: ReplicaTarget;
+  clock: Clock;
+  random: Random;
+  concurrency: number;
+  epoch: () => number;
+  store: () => ObjectStore | undefined;
+  /** The entry left Q (in sync) or was never committed. */
+  onSynced: (qkey: string) => void;
+  onFenced: (err: FencedError) => void;
+  metrics?: ReplicaMetrics;
+  /** Full rescans of Q (entries whose notify raced their commit). */
+  rescanMs?: number;
+}
+
+interface Retry {
+  attempts: number;
+  at: number;
+}
+
+/** An entry missing from Q this many times in a row was rolled back. */
+const phantomChecksMax = 5;
+/** Q keys read per rescan page. */
+const scanPage = 1000;
+
+export class Copier {
+  /** Keys to look at, bounded by Q's size (copyQueueEntriesMax). */
+  private readonly ready = new Set<string>();
+  private readonly inFlight = new Set<string>();
+  /** Keys written again while their copy was in flight. */
+  private readonly again = new Set<string>();
+  private readonly retries = new Map<string, Retry>();
+  private readonly phantoms = new Map<string, number>();
+  private running = false;
+  private stopped = false;
+  private wake: (() => void) | undefined;
+  private bytes = 0;
+  private objects = 0;
+  private oldestAt: number | undefined;
+
+  constructor(private readonly options: CopierOptions) {}
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.rescan();
+    void this.loop();
+    void this.rescanLoop();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.wake?.();
+  }
+
+  /** A change to `qkey` committed (or is committing). */
+  notify(qkey: string): void {
+    if (this.inFlight.has(qkey)) this.again.add(qkey);
+    else if (this.ready.size < copyQueueEntriesMax) this.ready.add(qkey);
+    this.retries.delete(qkey);
+    this.wake?.();
+  }
+
+  stats(): { bytes: number; objects: number } {
+    return { bytes: this.bytes, objects: this.objects };
+  }
+
+  /** Age of the oldest queued entry (replication lag), from the last scan. */
+  oldestAgeMs(): number {
+    return this.oldestAt === undefined ? 0 : Math.max(0, this.options.clock.now() - this.oldestAt);
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopped) {
+      this.promoteRetries();
+      while (this.inFlight.size < this.options.concurrency && this.ready.size > 0) {
+        const qkey = this.ready.values().next().value as string;
+        this.ready.delete(qkey);
+        this.inFlight.add(qkey);
+        void this.copyOne(qkey).finally(() => {
+          this.inFlight.delete(qkey);
+          if (this.again.delete(qkey)) this.ready.add(qkey);
+          this.wake?.();
+        });
+      }
+      await this.idle();
+    }
+  }
+
+  /** Waits for a notify, a finished copy or the next retry time. */
+  private idle(): Promise<void> {
+    const { clock } = this.options;
+    let next = Infinity;
+    for (const r of this.retries.values()) next = Math.min(next, r.at);
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        this.wake = undefined;
+        resolve();
+      };
+      this.wake = done;
+      if (next !== Infinity) void clock.sleep(Math.max(0, next - clock.now())).then(() => this.wake === done && done());
+    });
+  }
+
+  private promoteRetries(): void {
+    const now = this.options.clock.now();
+    for (const [qkey, r] of this.retries) {
+      if (r.at > now || this.inFlight.has(qkey)) continue;
+      this.ready.add(qkey);
+    }
+  }
+
+  private async rescanLoop(): Promise<void> {
+    const every = this.options.rescanMs ?? 5000;
+    while (!this.stopped) {
+      await this.options.clock.sleep(every);
+      if (this.stopped) return;
+      this.rescan();
+      this.wake?.();
+    }
+  }
+
+  /** Reads Q: every entry not in flight or backing off becomes ready. */
+  private rescan(): void {
+    const { durable } = this.options;
+    let after: string | undefined;
+    let oldest: number | undefined;
+    for (let page = 0; page <= copyQueueEntriesMax / scanPage; page++) {
+      const entries = durable.qScan(after, scanPage);
+      if (entries.length === 0) break;
+      for (const [qkey, entry] of entries) {
+        oldest = oldest === undefined ? entry.at : Math.min(oldest, entry.at);
+        if (!this.inFlight.has(qkey) && !this.retries.has(qkey)) this.ready.add(qkey);
+      }
+      after = entries[entries.length - 1]?.[0];
+    }
+    this.oldestAt = oldest;
+  }
+
+  private async copyOne(qkey: string): Promise<void> {
+    const { durable } = this.options;
+    const entry = durable.qGet(qkey);
+    if (entry === undefined) return this.missingEntry(qkey);
+    this.phantoms.delete(qkey);
+    try {
+      await this.send(qkey, entry);
+    } catch (err) {
+      if (err instanceof FencedError) return this.options.onFenced(err);
+      return this.scheduleRetry(qkey);
+    }
+    if (this.stopped) return;
+    // "on S's durable ack removes K from Q, unless K was written again
+    // meanwhile" (write path step 6).
+    let removed = false;
+    try {
+      removed = await durable.qDeleteIfSeq(qkey, entry.seq);
+    } catch {
+      return this.scheduleRetry(qkey);
+    }
+    this.retries.delete(qkey);
+    if (removed) this.options.onSynced(qkey);
+    else this.ready.add(qkey);
+  }
+
+  /** Not in Q: already synced by a racing copy, a commit not yet visible,
+   * or a commit that rolled back after `committed` ran. */
+  private missingEntry(qkey: string): void {
+    const seen = (this.phantoms.get(qkey) ?? 0) + 1;
+    if (seen < phantomChecksMax) {
+      this.phantoms.set(qkey, seen);
+      this.scheduleRetry(qkey);
+      return;
+    }
+    this.phantoms.delete(qkey);
+    this.retries.delete(qkey);
+    this.options.onSynced(qkey);
+  }
+
+  private async send(qkey: string, entry: QEntry): Promise<void> {
+    const loc = parseLocationName(qkey);
+    const store = this.options.store();
+    if (loc === undefined || store === undefined) throw new Error(`cannot copy ${qkey}`);
+    const epoch = this.options.epoch();
+    if (loc.kind === 'bucket') {
+      const info = await store.headBucket(loc.bucket).catch(() => undefined);
+      await this.options.target.putBucket({ epoch, bucket: loc.bucket, exists: info !== undefined, region: info?.region ?? 'us-east-1' });
+      this.objects++;
+      this.options.metrics?.objectsReplicated.inc({ op: 'bucket' });
+      return;
+    }
+    if (loc.kind !== 'key') throw new Error(`cannot copy ${qkey}`);
+    const reader = await openIfExists(store, loc.bucket, loc.key);
+    if (reader === undefined) {
+      // Gone on P: a delete with the entry's seq. If a newer version was
+      // copied meanwhile, Q's seq moved on and the entry stays for another
+      // round; S never lets an older tombstone beat a newer copy.
+      await this.options.target.deleteObject({ epoch, bucket: loc.bucket, key: loc.key, seq: entry.seq });
+      this.objects++;
+      this.options.metrics?.objectsReplicated.inc({ op: 'delete' });
+      return;
+    }
+    const body = reader.stream();
+    try {
+      await this.options.target.putObject({ epoch, meta: reader.meta }, body);
+    } finally {
+      body.destroy();
+    }
+    this.bytes += reader.meta.size;
+    this.objects++;
+    this.options.metrics?.bytesReplicated.inc(reader.meta.size);
+    this.options.metrics?.objectsReplicated.inc({ op: 'put' });
+  }
+
+  /** Exponential backoff with full jitter (injected Random). */
+  private scheduleRetry(qkey: string): void {
+    const prev = this.retries.get(qkey);
+    const attempts = (prev?.attempts ?? 0) + 1;
+    const cap = Math.min(copyRetryMaxMs, copyRetryBaseMs * 2 ** Math.min(attempts, 20));
+    const delay = cap / 2 + this.options.random.next() * (cap / 2);
+    this.retries.set(qkey, { attempts, at: this.options.clock.now() + delay });
+  }
+}
+
+async function openIfExists(store: ObjectStore, bucket: string, key: string): Promise<ObjectReader | undefined> {
+  try {
+    return await store.openObject(bucket, key);
+  } catch (err) {
+    if (err instanceof S3Error && (err.code === 'NoSuchKey' || err.code === 'NoSuchBucket')) return undefined;
+    throw err;
+  }
+}

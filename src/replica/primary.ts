@@ -1,0 +1,823 @@
+// The primary side of the look-ahead record protocol (PROTOCOL.md "Write
+// path on P"). PrimaryReplicator is the store's ChangeHooks: `admit` decides
+// hit or miss against R' and, on a miss, gets the record message acked by S
+// before the store may commit; `committed` queues the key in Q inside the
+// store's transaction. The copier (copier.ts) drains Q.
+
+import type { ChangeHooks, ChangeIntent, CommittedChange, Admission } from '../core/changes.ts';
+import type { Clock, Random } from '../core/clock.ts';
+import { NotPrimaryError, S3Error, SecondaryUnavailableError } from '../core/errors.ts';
+import {
+  admissionLeaseMs,
+  copyQueueEntriesMax,
+  pendingMissesMax,
+  recordMessageEntriesMax,
+  recordSendAttempts,
+} from '../core/limits.ts';
+import type { ObjectStore } from '../objects/types.ts';
+import { coveringNames, locationName, ownLocation, parseLocationName } from '../predict/locations.ts';
+import { GenerationalRecord } from '../predict/record.ts';
+import { LastActive, chooseRemovals } from '../predict/removal.ts';
+import type { RemovalPolicy } from '../predict/removal.ts';
+import type { LocationEntry, LocationName } from '../predict/types.ts';
+import { Copier } from './copier.ts';
+import type { RecordMessage } from './messages.ts';
+import { replicaWireVersion } from './messages.ts';
+import type { ReplicaMetrics } from './metrics.ts';
+import type { PrimaryDurable, QEntry } from './state.ts';
+import type { ReplicaTarget } from './target.ts';
+import { FencedError, StaleSessionError } from './target.ts';
+
+/** Which locations join the record on a miss of `change` (own first). */
+export type Predict = (change: ChangeIntent, now: number) => LocationName[];
+
+/** Prediction off: a miss adds only the change's own location. */
+export const ownLocationOnly: Predict = (change) => [locationName(ownLocation(change))];
+
+export type OnSecondaryDown = 'degraded' | 'refuse';
+export type PeerState = 'ok' | 'degraded' | 'unreachable';
+
+export interface PrimaryConfig {
+  /** This site's name, sent as `from`. */
+  site: string;
+  /** Invariant 4: |R| never exceeds this. */
+  recordEntriesMax: number;
+  removal: RemovalPolicy;
+  /** Default 'degraded': keep serving, track written keys (issue 4). */
+  onSecondaryDown: OnSecondaryDown;
+  /** A standalone trim goes out once no miss came for this long. */
+  trimIdleMs: number;
+  /** How often an unreachable secondary is probed. */
+  probeIntervalMs: number;
+  /** Backoff between attempts of one record message. */
+  sendRetryMs: number;
+  /** Copies in flight at once. */
+  copyConcurrency: number;
+}
+
+export const defaultPrimaryConfig: Omit<PrimaryConfig, 'site'> = {
+  recordEntriesMax: 1_000_000,
+  removal: { targetEntries: 100_000, hotMs: 60_000, idleMs: 5 * 60_000, removalsMax: 10_000 },
+  onSecondaryDown: 'degraded',
+  trimIdleMs: 5_000,
+  probeIntervalMs: 2_000,
+  sendRetryMs: 200,
+  copyConcurrency: 16,
+};
+
+export interface PrimaryOptions {
+  durable: PrimaryDurable;
+  target: ReplicaTarget;
+  clock: Clock;
+  random: Random;
+  config: PrimaryConfig;
+  predict?: Predict;
+  /** Told of every committed change (RecentWrites.note). */
+  onCommitted?: (change: ChangeIntent, now: number) => void;
+  metrics?: ReplicaMetrics;
+  log?: (message: string, fields?: Record<string, unknown>) => void;
+}
+
+export interface ReplicaStatus {
+  role: 'primary' | 'fenced';
+  peer: PeerState;
+  epoch: number;
+  recordSize: number;
+  queueDepth: number;
+  oldestQueuedAgeMs: number;
+  misses: number;
+  hits: number;
+  missRate: number;
+  bytesReplicated: number;
+  objectsReplicated: number;
+  dirtyCount: number;
+  pendingMisses: number;
+  pendingRemovals: number;
+}
+
+interface Waiter {
+  change: ChangeIntent;
+  names: LocationName[];
+  resolve: (admission: Admission) => void;
+  reject: (err: unknown) => void;
+  /** A dirty key being put back under the record (no client waits). */
+  resync?: string;
+}
+
+interface Admitted {
+  ids: number[];
+  dirty: boolean;
+  expires: number;
+}
+
+interface Batch {
+  message: RecordMessage;
+  waiters: Waiter[];
+  addIds: number[];
+}
+
+/** Rounds of one pump before it yields (every loop bounded). */
+const pumpRoundsMax = 64;
+/** Dirty keys put back under the record per message. */
+const resyncBatchMax = 1024;
+/** Admissions are swept for expired leases at most this often (ms). */
+const leaseSweepMs = 1000;
+
+export class PrimaryReplicator implements ChangeHooks {
+  readonly copier: Copier;
+  private rPrime = new GenerationalRecord();
+  private readonly lastActive = new LastActive();
+  /** Pins: ids covering a queued or admitted-not-committed key. Only ids
+   * without pins may leave (claims 14-15: "only locations not in Q"). */
+  private readonly pins = new Map<number, number>();
+  private readonly qPins = new Map<string, Set<number>>();
+  private readonly admitted = new Map<string, Admitted[]>();
+  private waiters: Waiter[] = [];
+  /** Removed from R' (durably), not yet acked by S: "Removals leave R'
+   * first, then S". Also ids a lost message may have added on S. */
+  private readonly pendingRemovals = new Set<number>();
+  private session: { id: number; nextMsgId: number } | undefined;
+  private peer: 'unknown' | 'ok' | 'unreachable' = 'unknown';
+  private epoch = 1;
+  private fencedBy: { epoch: number; primary?: string } | undefined;
+  private sending = false;
+  private saving: Promise<void> = Promise.resolve();
+  private probing = false;
+  private trimWanted = false;
+  private stopped = false;
+  private lastMissAt = 0;
+  private lastSweep = 0;
+  private resyncing = new Set<string>();
+  private readonly ready: Promise<void>;
+  private markReady!: () => void;
+  private store: ObjectStore | undefined;
+  private counts = { hits: 0, misses: 0 };
+  private readonly predict: Predict;
+
+  constructor(private readonly options: PrimaryOptions) {
+    this.predict = options.predict ?? ownLocationOnly;
+    this.ready = new Promise((resolve) => (this.markReady = resolve));
+    this.copier = new Copier({
+      durable: options.durable,
+      target: options.target,
+      clock: options.clock,
+      random: options.random,
+      concurrency: options.config.copyConcurrency,
+      epoch: () => this.epoch,
+      store: () => this.store,
+      onSynced: (qkey) => this.onSynced(qkey),
+      onFenced: (err) => void this.fence(err),
+      metrics: options.metrics,
+    });
+    options.metrics?.bind({
+      recordSize: () => this.rPrime.size,
+      queueDepth: () => options.durable.qCount(),
+      oldestQueuedAgeMs: () => this.copier.oldestAgeMs(),
+      dirtyCount: () => options.durable.dirtyCount(),
+      peerUp: () => this.peer === 'ok',
+    });
+  }
+
+  /**
+   * Loads R' and Q's pins, then connects to S (rebuilding R' from R when S
+   * answers) and starts the copier and the trim loop. Admissions wait for it.
+   */
+  async start(store: ObjectStore): Promise<void> {
+    this.store = store;
+    const { durable } = this.options;
+    const meta = durable.meta();
+    this.epoch = meta.epoch;
+    this.fencedBy = meta.fencedBy;
+    this.rPrime = await durable.record.load();
+    this.loadPins();
+    await this.connect();
+    this.markReady();
+    if (this.peer !== 'ok') this.startProbe();
+    this.copier.start();
+    void this.trimLoop();
+    this.kick();
+  }
+
+  /** Stops background work; in-flight admissions stay pending (a crash). */
+  stop(): void {
+    this.stopped = true;
+    this.copier.stop();
+  }
+
+  // ------------------------------------------------------------ ChangeHooks
+
+  async admit(change: ChangeIntent): Promise<Admission> {
+    await this.ready;
+    this.checkWritable();
+    if (this.options.durable.qCount() >= copyQueueEntriesMax) {
+      throw new S3Error('SlowDown', 'The replication queue is full; retry later.');
+    }
+    this.sweepLeases();
+    // Write path step 1: "Look K up in R' (covered by the key itself or by
+    // a group entry)". Claims 5, 25: on a hit, no round trip.
+    const cover = this.coverIds(change);
+    if (cover.length > 0) {
+      this.countWrite('hit');
+      this.pinAdmission(change, cover, false);
+      return { hit: true };
+    }
+    this.countWrite('miss');
+    this.lastMissAt = this.options.clock.now();
+    if (this.peer === 'unreachable') return this.admitUnreachable(change);
+    if (this.waiters.length >= pendingMissesMax) {
+      throw new S3Error('SlowDown', 'Too many writes are waiting for the secondary; retry later.');
+    }
+    const names = this.predict(change, this.options.clock.now());
+    // Write path step 2: "Miss: send S a record message { add: predict(K),
+    // remove: pendingRemovals } and wait for S's ack". Concurrent misses
+    // share one message (group commit): see pump().
+    return new Promise<Admission>((resolve, reject) => {
+      this.waiters.push({ change, names, resolve, reject });
+      this.kick();
+    });
+  }
+
+  /**
+   * Write path step 4: "Commit locally, add K to Q in the same metadata
+   * transaction." Called synchronously inside the store's transaction;
+   * throwing rolls the write back.
+   */
+  committed(change: CommittedChange): void {
+    const admission = this.takeAdmission(change);
+    const now = this.options.clock.now();
+    const cover = this.coverIds(change);
+    // Invariant 1 at the last moment: a write must not commit outside the
+    // record (only a lease that expired can get here uncovered).
+    if (cover.length === 0 && admission?.dirty !== true) {
+      this.unpin(admission?.ids ?? []);
+      throw new S3Error('ServiceUnavailable', 'The replication record no longer covers this write; retry.');
+    }
+    const qkey = queueKeyOf(change);
+    if (qkey !== undefined) {
+      const { durable } = this.options;
+      const prev = durable.qGet(qkey);
+      const union = new Set([...(prev?.cover ?? []).filter((id) => this.rPrime.has(id)), ...cover]);
+      const entry: QEntry = { seq: change.seq, kind: change.kind, at: prev?.at ?? now, cover: [...union] };
+      durable.qPutSync(qkey, entry);
+      if (cover.length === 0) durable.dirtyAddSync(qkey);
+      this.pinQueued(qkey, cover);
+    }
+    this.unpin(admission?.ids ?? []);
+    this.lastActive.touch(cover, now);
+    this.options.onCommitted?.(change, now);
+    if (qkey !== undefined) this.copier.notify(qkey);
+  }
+
+  // ------------------------------------------------------------ status
+
+  status(): ReplicaStatus {
+    const { hits, misses } = this.counts;
+    const copies = this.copier.stats();
+    return {
+      role: this.fencedBy ? 'fenced' : 'primary',
+      peer: this.peerState(),
+      epoch: this.epoch,
+      recordSize: this.rPrime.size,
+      queueDepth: this.options.durable.qCount(),
+      oldestQueuedAgeMs: this.copier.oldestAgeMs(),
+      misses,
+      hits,
+      missRate: hits + misses === 0 ? 0 : misses / (hits + misses),
+      bytesReplicated: copies.bytes,
+      objectsReplicated: copies.objects,
+      dirtyCount: this.options.durable.dirtyCount(),
+      pendingMisses: this.waiters.length,
+      pendingRemovals: this.pendingRemovals.size,
+    };
+  }
+
+  /** R' ids (for tests and the simulation's R' ⊆ R check). */
+  recordIds(): number[] {
+    return this.rPrime.toBitmap().toArray();
+  }
+
+  private peerState(): PeerState {
+    if (this.peer === 'unreachable') return this.options.config.onSecondaryDown === 'degraded' ? 'degraded' : 'unreachable';
+    return this.options.durable.dirtyCount() > 0 ? 'degraded' : 'ok';
+  }
+
+  // ------------------------------------------------------------ coverage and pins
+
+  private coverIds(change: ChangeIntent): number[] {
+    const ids: number[] = [];
+    for (const name of coveringNames(change)) {
+      const id = this.options.durable.ids.peek(name);
+      if (id !== undefined && this.rPrime.has(id)) ids.push(id);
+    }
+    return ids;
+  }
+
+  private pin(ids: Iterable<number>): void {
+    for (const id of ids) this.pins.set(id, (this.pins.get(id) ?? 0) + 1);
+  }
+
+  private unpin(ids: Iterable<number>): void {
+    for (const id of ids) {
+      const n = (this.pins.get(id) ?? 0) - 1;
+      if (n <= 0) this.pins.delete(id);
+      else this.pins.set(id, n);
+    }
+  }
+
+  /** Pins the covering entries from admission to commit, so removal cannot
+   * take them while the write is in flight ("in sync" means not in Q and
+   * not about to be). */
+  private pinAdmission(change: ChangeIntent, ids: number[], dirty: boolean): void {
+    const key = admissionKey(change);
+    const list = this.admitted.get(key) ?? [];
+    list.push({ ids, dirty, expires: this.options.clock.now() + this.leaseMs() });
+    this.admitted.set(key, list);
+    this.pin(ids);
+  }
+
+  private leaseMs(): number {
+    return admissionLeaseMs;
+  }
+
+  private takeAdmission(change: ChangeIntent): Admitted | undefined {
+    const key = admissionKey(change);
+    const list = this.admitted.get(key);
+    const first = list?.shift();
+    if (list !== undefined && list.length === 0) this.admitted.delete(key);
+    return first;
+  }
+
+  /** Writes that failed after admit never call committed: their pins end
+   * with the lease. A late commit re-checks coverage (committed). */
+  private sweepLeases(): void {
+    const now = this.options.clock.now();
+    if (now - this.lastSweep < leaseSweepMs) return;
+    this.lastSweep = now;
+    for (const [key, list] of this.admitted) {
+      const live = list.filter((a) => a.expires > now);
+      for (const a of list) if (a.expires <= now) this.unpin(a.ids);
+      if (live.length === 0) this.admitted.delete(key);
+      else this.admitted.set(key, live);
+    }
+  }
+
+  private pinQueued(qkey: string, ids: number[]): void {
+    const set = this.qPins.get(qkey) ?? new Set<number>();
+    const fresh = ids.filter((id) => !set.has(id));
+    for (const id of fresh) set.add(id);
+    this.qPins.set(qkey, set);
+    this.pin(fresh);
+  }
+
+  /** The copier confirmed (or found gone) the Q entry: its pins go. */
+  private onSynced(qkey: string): void {
+    const set = this.qPins.get(qkey);
+    if (set !== undefined) {
+      this.qPins.delete(qkey);
+      this.unpin(set);
+    }
+    if (this.waiters.length > 0) this.kick();
+  }
+
+  /** After a restart: every Q entry pins what covers it. */
+  private loadPins(): void {
+    const { durable } = this.options;
+    let after: string | undefined;
+    for (let page = 0; page <= copyQueueEntriesMax / 1000; page++) {
+      const entries = durable.qScan(after, 1000);
+      if (entries.length === 0) break;
+      for (const [qkey, entry] of entries) this.pinQueued(qkey, this.queuedCover(qkey, entry));
+      after = entries[entries.length - 1]?.[0];
+    }
+  }
+
+  private queuedCover(qkey: string, entry: QEntry): number[] {
+    const ids = new Set(entry.cover.filter((id) => this.rPrime.has(id)));
+    const change = changeOfQueueKey(qkey);
+    if (change !== undefined) for (const id of this.coverIds(change)) ids.add(id);
+    return [...ids];
+  }
+
+  // ------------------------------------------------------------ unreachable secondary
+
+  /** Issue 4, "Secondary down": degraded mode admits and tracks the key
+   * durably (dirty, resynced when S returns); refuse mode fails the write. */
+  private admitUnreachable(change: ChangeIntent): Admission {
+    if (this.options.config.onSecondaryDown === 'refuse') {
+      throw new SecondaryUnavailableError('The secondary is unreachable and this site refuses writes it cannot record.');
+    }
+    this.pinAdmission(change, [], true);
+    return { hit: false };
+  }
+
+  private failWaiters(waiters: Waiter[], err: unknown): void {
+    for (const w of waiters) {
+      if (w.resync !== undefined) {
+        this.resyncing.delete(w.resync);
+        continue;
+      }
+      if (this.fencedBy) w.reject(this.notPrimary());
+      else if (this.options.config.onSecondaryDown === 'refuse') {
+        w.reject(new SecondaryUnavailableError('The secondary did not acknowledge the record update.'));
+      } else {
+        this.pinAdmission(w.change, [], true);
+        w.resolve({ hit: false });
+      }
+    }
+    void err;
+  }
+
+  private startProbe(): void {
+    if (this.probing || this.stopped) return;
+    this.probing = true;
+    void (async () => {
+      try {
+        while (!this.stopped && this.peer !== 'ok' && !this.fencedBy) {
+          await this.options.clock.sleep(this.options.config.probeIntervalMs);
+          if (this.stopped) return;
+          await this.connect();
+        }
+      } finally {
+        this.probing = false;
+      }
+      if (this.peer === 'ok') this.kick();
+    })();
+  }
+
+  /**
+   * Opens a session: S returns R, and R' becomes exactly R ("On restart R'
+   * is rebuilt ... from the secondary"). Sound because R' ⊆ R always holds
+   * and no message of an older session can change R afterwards.
+   */
+  private async connect(): Promise<void> {
+    if (this.fencedBy) return;
+    try {
+      const info = await this.options.target.openSession(this.options.config.site, this.epoch);
+      if (this.stopped) return;
+      if (info.epoch > this.epoch) return void (await this.fence(new FencedError(info.epoch, undefined)));
+      await this.adoptRecord(info.entries);
+      this.session = { id: info.session, nextMsgId: info.lastMsgId + 1 };
+      this.peer = 'ok';
+    } catch (err) {
+      if (err instanceof FencedError) return void (await this.fence(err));
+      this.session = undefined;
+      this.peer = 'unreachable';
+      this.options.log?.('secondary unreachable', { err: String(err) });
+    }
+  }
+
+  private async adoptRecord(entries: LocationEntry[]): Promise<void> {
+    const { durable } = this.options;
+    const extra = entries.filter((e) => !this.rPrime.has(e.id));
+    const consistent: number[] = [];
+    for (const e of extra) {
+      const known = durable.ids.nameOf(e.id);
+      if (known === undefined) await durable.ids.bind([e]);
+      if (known === undefined || known === e.name) consistent.push(e.id);
+      else this.options.log?.('record entry names differ between sites', { id: e.id, ours: known, theirs: e.name });
+    }
+    if (consistent.length > 0) this.rPrime.add(consistent, this.rPrime.lastGeneration + 1);
+    this.lastActive.touch(consistent, this.options.clock.now());
+    // What we meant to remove is in R' again (S never removed it): the
+    // policy will choose it again when it is still cold.
+    this.pendingRemovals.clear();
+    await this.saveRecord();
+  }
+
+  /** Saves of R' one at a time, in order (each writes its delta). */
+  private saveRecord(): Promise<void> {
+    const run = this.saving.then(() => this.options.durable.record.save(this.rPrime));
+    this.saving = run.catch(() => {});
+    return run;
+  }
+
+  private async fence(err: FencedError): Promise<void> {
+    if (this.fencedBy) return;
+    // Issue 4, fencing: "A gateway that learns of a higher epoch stops
+    // accepting client writes at once".
+    this.fencedBy = { epoch: err.epoch, primary: err.primary };
+    this.options.log?.('fenced by a higher epoch', { epoch: err.epoch, primary: err.primary });
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) if (w.resync === undefined) w.reject(this.notPrimary());
+    await this.options.durable.setMeta({ epoch: this.epoch, fencedBy: this.fencedBy }).catch(() => {});
+  }
+
+  private checkWritable(): void {
+    if (this.fencedBy) throw this.notPrimary();
+  }
+
+  private notPrimary(): NotPrimaryError {
+    const primary = this.fencedBy?.primary;
+    return new NotPrimaryError(
+      `This site was failed over (epoch ${this.fencedBy?.epoch}) and refuses writes${primary ? `; write to ${primary}` : ''}.`,
+      primary,
+    );
+  }
+
+  // ------------------------------------------------------------ record messages
+
+  /** Starts the sender unless it runs: one message in flight at a time,
+   * new misses gather for the next (group commit). */
+  private kick(): void {
+    if (this.sending || this.stopped) return;
+    this.sending = true;
+    void this.pump().then(
+      (sent) => {
+        this.sending = false;
+        // More work after a full pump: go on, but let others run first.
+        // No progress (no room yet): the next event kicks (onSynced, admit,
+        // the trim loop), so this never spins.
+        if (sent === pumpRoundsMax && !this.stopped && this.waiters.length > 0) {
+          void this.options.clock.sleep(0).then(() => this.kick());
+        }
+      },
+      (err) => {
+        this.sending = false;
+        this.options.log?.('record sender failed', { err: String(err) });
+      },
+    );
+  }
+
+  /** Returns how many messages went out. */
+  private async pump(): Promise<number> {
+    let sent = 0;
+    for (let round = 0; round < pumpRoundsMax && !this.stopped; round++) {
+      this.resolveCovered();
+      if (this.peer !== 'ok' || this.session === undefined) {
+        if (this.waiters.length > 0) this.failWaiters(this.takeAllWaiters(), undefined);
+        return sent;
+      }
+      this.queueResync();
+      const batch = await this.compose();
+      if (batch === undefined) return sent;
+      await this.deliver(batch);
+      sent++;
+    }
+    return sent;
+  }
+
+  private takeAllWaiters(): Waiter[] {
+    const all = this.waiters;
+    this.waiters = [];
+    return all;
+  }
+
+  /** Waiters whose change became covered meanwhile need no message. */
+  private resolveCovered(): void {
+    const still: Waiter[] = [];
+    for (const w of this.waiters) {
+      const cover = w.resync === undefined ? this.coverIds(w.change) : [];
+      if (cover.length > 0) {
+        this.pinAdmission(w.change, cover, false);
+        w.resolve({ hit: false });
+      } else still.push(w);
+    }
+    this.waiters = still;
+  }
+
+  /** Degraded mode, S back: put the dirty keys still queued back under the
+   * record, as misses would have ("resyncs that set when S returns"). */
+  private queueResync(): void {
+    const { durable } = this.options;
+    if (durable.dirtyCount() === 0 || this.resyncing.size > 0) return;
+    for (const qkey of durable.dirtyScan(resyncBatchMax)) {
+      const change = changeOfQueueKey(qkey);
+      if (change === undefined || durable.qGet(qkey) === undefined) {
+        void durable.dirtyDelete([qkey]).catch(() => {});
+        continue;
+      }
+      this.resyncing.add(qkey);
+      this.waiters.push({ change, names: [qkey], resolve: () => {}, reject: () => {}, resync: qkey });
+    }
+  }
+
+  private async compose(): Promise<Batch | undefined> {
+    const { config, durable, clock } = this.options;
+    const now = clock.now();
+    const candidates = this.waiters.slice(0, recordMessageEntriesMax);
+    const names = [...new Set(candidates.flatMap((w) => w.names))];
+    const ids = await durable.ids.idsOf(names);
+    if (this.stopped || this.session === undefined) return undefined;
+    const idOf = new Map(names.map((n, i) => [n, ids[i] as number]));
+    const wanted = new Set(ids);
+    const fresh = new Set(ids.filter((id) => !this.rPrime.has(id)));
+    // Invariant 4, "Bounded risk": when the additions would not fit, cold
+    // in-sync entries leave first; if still short, misses wait.
+    const need = Math.max(0, this.rPrime.size + fresh.size - config.recordEntriesMax);
+    const trim = this.trimWanted || need > 0 || candidates.length > 0;
+    this.trimWanted = false;
+    if (trim && this.chooseAndRemove(need, wanted, now)) {
+      // Durable before S hears of it: a crash must not bring back an R'
+      // entry that S removed (invariant 2).
+      await this.saveRecord();
+      if (this.stopped || this.session === undefined) return undefined;
+    }
+    const { taken, addIds } = this.takeFitting(candidates, idOf);
+    const remove = [...this.pendingRemovals].filter((id) => !addIds.includes(id));
+    if (addIds.length === 0 && remove.length === 0) return undefined;
+    const add = addIds.map((id) => ({ id, name: durable.ids.nameOf(id) as string }));
+    const message: RecordMessage = {
+      v: replicaWireVersion,
+      epoch: this.epoch,
+      from: config.site,
+      session: this.session.id,
+      msgId: this.session.nextMsgId++,
+      add,
+      remove: remove.slice(0, recordMessageEntriesMax - add.length),
+    };
+    return { message, waiters: taken, addIds };
+  }
+
+  /** "Removals leave R' first, then S" (invariant 2): out of R' now, in the
+   * next message; never a pinned id (in Q or admitted) nor one being added. */
+  private chooseAndRemove(need: number, wanted: Set<number>, now: number): boolean {
+    const { config } = this.options;
+    const choice = chooseRemovals({
+      record: this.rPrime,
+      unsynced: { has: (id) => this.pins.has(id) || wanted.has(id) },
+      lastActive: (id) => this.lastActive.get(id),
+      need,
+      now,
+      policy: config.removal,
+    });
+    if (choice.ids.length === 0) return false;
+    this.rPrime.remove(choice.ids);
+    this.lastActive.forget(choice.ids);
+    for (const id of choice.ids) this.pendingRemovals.add(id);
+    return true;
+  }
+
+  /** Waiters in arrival order while their new entries fit under the limit. */
+  private takeFitting(candidates: Waiter[], idOf: Map<string, number>): { taken: Waiter[]; addIds: number[] } {
+    const max = this.options.config.recordEntriesMax;
+    const adds = new Set<number>();
+    const taken: Waiter[] = [];
+    for (const w of candidates) {
+      const own = w.names.map((n) => idOf.get(n) as number);
+      const extra = own.filter((id) => !this.rPrime.has(id) && !adds.has(id));
+      if (this.rPrime.size + adds.size + extra.length > max) {
+        // The own location alone may still fit without the predictions.
+        const first = own[0] as number;
+        const alone = this.rPrime.has(first) || adds.has(first) ? 0 : 1;
+        if (this.rPrime.size + adds.size + alone > max) continue;
+        if (alone === 1) adds.add(first);
+      } else for (const id of extra) adds.add(id);
+      taken.push(w);
+      // Leave half of the message for removals.
+      if (adds.size >= recordMessageEntriesMax / 2) break;
+    }
+    const takenSet = new Set(taken);
+    this.waiters = this.waiters.filter((w) => !takenSet.has(w));
+    return { taken, addIds: [...adds] };
+  }
+
+  /** Sends with bounded retries; on S's durable ack: "Additions reach S
+   * first, then R'" (invariant 2), then the waiting writes may commit
+   * (write path step 3). */
+  private async deliver(batch: Batch): Promise<void> {
+    const { target, clock, config, metrics } = this.options;
+    let lastErr: unknown;
+    for (let attempt = 0; attempt < recordSendAttempts && !this.stopped; attempt++) {
+      if (attempt > 0) await clock.sleep(config.sendRetryMs * 2 ** (attempt - 1));
+      try {
+        await target.applyRecord(batch.message);
+        metrics?.recordMessages.inc({ outcome: 'acked' });
+        if (this.stopped) return;
+        this.applyAck(batch);
+        return;
+      } catch (err) {
+        lastErr = err;
+        if (err instanceof FencedError) {
+          await this.fence(err);
+          break;
+        }
+        if (err instanceof StaleSessionError) {
+          // Another session superseded ours (never applied): reopen and
+          // send the waiters again in the new one.
+          if (await this.reopen(batch)) return;
+          break;
+        }
+      }
+    }
+    metrics?.recordMessages.inc({ outcome: 'failed' });
+    if (this.stopped) return;
+    this.onSendFailed(batch, lastErr);
+  }
+
+  private async reopen(batch: Batch): Promise<boolean> {
+    this.session = undefined;
+    await this.connect();
+    if (this.session === undefined || this.stopped) return false;
+    this.waiters.unshift(...batch.waiters);
+    return true;
+  }
+
+  private applyAck(batch: Batch): void {
+    const { clock } = this.options;
+    const acked = batch.message.remove;
+    for (const id of acked) this.pendingRemovals.delete(id);
+    this.rPrime.add(batch.addIds, this.rPrime.lastGeneration + 1);
+    this.lastActive.touch(batch.addIds, clock.now());
+    this.peer = 'ok';
+    for (const w of batch.waiters) this.settleAcked(w);
+    void this.persistAfterAck(acked);
+  }
+
+  private settleAcked(w: Waiter): void {
+    if (w.resync !== undefined) {
+      const qkey = w.resync;
+      this.resyncing.delete(qkey);
+      const change = changeOfQueueKey(qkey);
+      const cover = change === undefined ? [] : this.coverIds(change);
+      if (cover.length === 0) return;
+      this.pinQueued(qkey, cover);
+      void this.options.durable.dirtyDelete([qkey]).catch(() => {});
+      return;
+    }
+    const cover = this.coverIds(w.change);
+    if (cover.length === 0) {
+      // Only if a racing removal took it; ask again.
+      this.waiters.push(w);
+      return;
+    }
+    this.pinAdmission(w.change, cover, false);
+    w.resolve({ hit: false });
+  }
+
+  private async persistAfterAck(acked: number[]): Promise<void> {
+    const { durable, log } = this.options;
+    try {
+      await this.saveRecord();
+      // "Ids are reused only after the primary learned that the secondary
+      // removed them from R."
+      const free = acked.filter((id) => !this.rPrime.has(id) && !this.pendingRemovals.has(id));
+      if (free.length > 0) await durable.ids.release(free);
+    } catch (err) {
+      log?.('saving the record copy failed', { err: String(err) });
+    }
+  }
+
+  private onSendFailed(batch: Batch, err: unknown): void {
+    // The message may have reached S: its additions may be in R. They go
+    // out as removals later so |R| stays bounded (invariant 4).
+    for (const id of batch.addIds) if (!this.rPrime.has(id)) this.pendingRemovals.add(id);
+    this.session = undefined;
+    if (!this.fencedBy) this.peer = 'unreachable';
+    this.options.log?.('record message failed', { err: String(err) });
+    this.failWaiters([...batch.waiters, ...this.takeAllWaiters()], err);
+    this.startProbe();
+  }
+
+  // ------------------------------------------------------------ trim
+
+  /** "or in a standalone trim message when no miss comes for a while". */
+  private async trimLoop(): Promise<void> {
+    const { clock, config } = this.options;
+    while (!this.stopped) {
+      await clock.sleep(config.trimIdleMs);
+      if (this.stopped) return;
+      const idle = clock.now() - this.lastMissAt >= config.trimIdleMs;
+      if (idle && this.peer === 'ok' && this.waiters.length === 0) {
+        this.trimWanted = true;
+        this.kick();
+      }
+      // Safety net: misses waiting for room are retried at least this often.
+      if (this.waiters.length > 0 && this.peer === 'ok') this.kick();
+    }
+  }
+
+  private countWrite(result: 'hit' | 'miss'): void {
+    this.counts[result === 'hit' ? 'hits' : 'misses']++;
+    this.options.metrics?.writes.inc({ result });
+  }
+}
+
+
+/** Q is keyed by the location the copier must bring in sync: the object key,
+ * or the bucket. Upload parts are not replicated (the final object is). */
+export function queueKeyOf(change: ChangeIntent): string | undefined {
+  switch (change.kind) {
+    case 'put':
+    case 'delete':
+    case 'tagging':
+      return locationName({ kind: 'key', bucket: change.bucket, key: change.key });
+    case 'bucket-create':
+    case 'bucket-delete':
+      return locationName({ kind: 'bucket', bucket: change.bucket });
+    default:
+      return undefined;
+  }
+}
+
+/** The change a Q key stands for (coverage checks after a restart). */
+export function changeOfQueueKey(qkey: string): ChangeIntent | undefined {
+  const loc = parseLocationName(qkey);
+  if (loc?.kind === 'key') return { kind: 'put', bucket: loc.bucket, key: loc.key };
+  if (loc?.kind === 'bucket') return { kind: 'bucket-create', bucket: loc.bucket, key: '' };
+  return undefined;
+}
+
+function admissionKey(change: ChangeIntent): string {
+  return `${change.kind}\0${change.bucket}\0${change.key}\0${change.uploadId ?? ''}`;
+}

@@ -1,0 +1,199 @@
+// The secondary side (PROTOCOL.md "Secondary kinds: gateway in secondary
+// role"): holds R durably, applies the primary's copies, refuses client
+// writes. Transport-free: the HTTP router (router.ts) and the simulation's
+// SimTarget both call these methods.
+
+import type { Readable } from 'node:stream';
+import type { ChangeHooks, ChangeIntent } from '../core/changes.ts';
+import type { Clock } from '../core/clock.ts';
+import { NotPrimaryError } from '../core/errors.ts';
+import type { ObjectStore } from '../objects/types.ts';
+import { GenerationalRecord } from '../predict/record.ts';
+import type { LocationEntry, LocationName } from '../predict/types.ts';
+import type {
+  BucketCopy,
+  DeleteCopy,
+  ObjectCopy,
+  PeerHealth,
+  RecordAck,
+  RecordMessage,
+  SessionInfo,
+} from './messages.ts';
+import { replicaWireVersion } from './messages.ts';
+import type { SecondaryDurable, SecondaryMeta } from './state.ts';
+import { FencedError, StaleSessionError } from './target.ts';
+
+export interface SecondaryOptions {
+  durable: SecondaryDurable;
+  store: ObjectStore;
+  clock: Clock;
+  /** Named in the error a client gets for a write here. */
+  primaryUrl?: string;
+}
+
+export class SecondaryService {
+  private record = new GenerationalRecord();
+  private meta: SecondaryMeta;
+  /** Record messages and session changes apply one at a time, in order. */
+  private chain: Promise<unknown> = Promise.resolve();
+  private started = false;
+
+  constructor(private readonly options: SecondaryOptions) {
+    this.meta = options.durable.meta();
+    if (options.primaryUrl !== undefined) this.meta.primary = options.primaryUrl;
+  }
+
+  async start(): Promise<void> {
+    this.record = await this.options.durable.record.load();
+    this.meta = { ...this.options.durable.meta(), primary: this.options.primaryUrl ?? this.meta.primary };
+    this.started = true;
+  }
+
+  get epoch(): number {
+    return this.meta.epoch;
+  }
+
+  get primaryUrl(): string | undefined {
+    return this.meta.primary;
+  }
+
+  /** |R| as durably stored. */
+  get recordSize(): number {
+    return this.record.size;
+  }
+
+  /** The at-risk list (issue 4): names of every location in R. */
+  recordNames(): LocationName[] {
+    return this.entries().map((e) => e.name);
+  }
+
+  health(): PeerHealth {
+    return { role: 'secondary', epoch: this.meta.epoch, recordSize: this.record.size };
+  }
+
+  openSession(from: string, epoch: number): Promise<SessionInfo> {
+    return this.serial(async () => {
+      this.checkEpoch(epoch);
+      // A new session makes every message of older ones stale: a record
+      // message delayed across a primary restart must not undo a removal
+      // that the rebuilt R' relies on ("R' ⊆ R", invariant 2).
+      const next: SecondaryMeta = { ...this.meta, session: this.meta.session + 1, epoch: Math.max(epoch, this.meta.epoch) };
+      await this.options.durable.setMeta(next);
+      this.meta = next;
+      void from;
+      return {
+        v: replicaWireVersion,
+        epoch: next.epoch,
+        session: next.session,
+        lastMsgId: next.lastMsgId,
+        entries: this.entries(),
+      };
+    });
+  }
+
+  /**
+   * Applies a record message in one durable transaction and only then
+   * acks: "S sends [the ack] only after R is durable" (write path step 2;
+   * invariant 3). Removals first, then additions, as the primary composed
+   * them: an id in both stays.
+   */
+  applyRecord(message: RecordMessage): Promise<RecordAck> {
+    return this.serial(async () => {
+      this.checkEpoch(message.epoch);
+      if (message.session !== this.meta.session) throw new StaleSessionError(this.meta.session);
+      if (message.msgId <= this.meta.lastMsgId) {
+        return { v: replicaWireVersion, msgId: message.msgId, duplicate: true, recordSize: this.record.size };
+      }
+      await this.commitRecord(message);
+      return { v: replicaWireVersion, msgId: message.msgId, duplicate: false, recordSize: this.record.size };
+    });
+  }
+
+  private async commitRecord(message: RecordMessage): Promise<void> {
+    const adding = new Set(message.add.map((e) => e.id));
+    const removed = this.record.remove(message.remove.filter((id) => !adding.has(id)));
+    const generation = Math.max(this.record.lastGeneration + 1, 1);
+    const fresh = message.add.filter((e) => !this.record.has(e.id));
+    this.record.add(adding, generation);
+    const next: SecondaryMeta = { ...this.meta, lastMsgId: message.msgId, epoch: Math.max(this.meta.epoch, message.epoch) };
+    const { names } = this.options.durable;
+    try {
+      await this.options.durable.record.save(this.record, () => {
+        names.releaseSync(removed);
+        names.bindSync(fresh);
+        this.options.durable.setMetaSync(next);
+      });
+    } catch (err) {
+      // Not durable: reload so memory matches disk, then report failure
+      // (no ack: the primary retries the same message).
+      this.record = await this.options.durable.record.load();
+      throw err;
+    }
+    this.meta = next;
+  }
+
+  async putObject(copy: ObjectCopy, body: Readable): Promise<boolean> {
+    this.checkEpoch(copy.epoch);
+    return this.options.store.applyReplica(copy.meta, body);
+  }
+
+  async deleteObject(copy: DeleteCopy): Promise<boolean> {
+    this.checkEpoch(copy.epoch);
+    return this.options.store.applyReplicaDelete(copy.bucket, copy.key, copy.seq);
+  }
+
+  async putBucket(copy: BucketCopy): Promise<void> {
+    this.checkEpoch(copy.epoch);
+    const store = this.options.store;
+    const exists = await store.headBucket(copy.bucket).then(
+      () => true,
+      () => false,
+    );
+    if (copy.exists && !exists) await store.createBucket(copy.bucket, copy.region);
+    if (!copy.exists && exists) await store.deleteBucket(copy.bucket);
+  }
+
+  /** Client-write hooks of a secondary: every write is refused, naming the
+   * primary (issue 3: "a secondary refuses client writes (an S3 error
+   * naming the primary)"). Replica applies do not go through hooks. */
+  hooks(): ChangeHooks {
+    return secondaryHooks(() => this.meta.primary);
+  }
+
+  private entries(): LocationEntry[] {
+    const out: LocationEntry[] = [];
+    for (const id of this.record.toBitmap()) {
+      const name = this.options.durable.names.nameOf(id);
+      if (name !== undefined) out.push({ id, name });
+    }
+    return out;
+  }
+
+  /** Fencing (issue 4): a sender from an older epoch is a deposed primary. */
+  private checkEpoch(epoch: number): void {
+    if (!this.started) throw new Error('secondary not started');
+    if (epoch < this.meta.epoch) throw new FencedError(this.meta.epoch, this.meta.primary);
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.chain.then(fn, fn);
+    this.chain = run.catch(() => {});
+    return run;
+  }
+}
+
+/** ChangeHooks refusing every client write with NotPrimaryError. */
+export function secondaryHooks(primaryUrl: () => string | undefined): ChangeHooks {
+  return {
+    admit: async (change: ChangeIntent) => {
+      const primary = primaryUrl();
+      throw new NotPrimaryError(
+        `This site is a secondary and refuses ${change.kind} requests${primary ? `; write to ${primary}` : ''}.`,
+        primary,
+      );
+    },
+    committed: () => {
+      throw new Error('a secondary admitted no write, so nothing can commit');
+    },
+  };
+}
