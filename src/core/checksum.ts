@@ -244,11 +244,16 @@ export class DigestingTransform extends Transform {
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.update(chunk);
+    done(null, chunk);
+  }
+
+  /** Hashes a chunk without passing it on (for callers that write it themselves). */
+  update(chunk: Buffer): void {
     this.size += chunk.length;
     this.md5.update(chunk);
     for (const h of this.hashers.values()) h.update(chunk);
     if (this.sha256Hasher && !this.hashers.has('SHA256')) this.sha256Hasher.update(chunk);
-    done(null, chunk);
   }
 
   /** The digests; valid once the data has passed through. */

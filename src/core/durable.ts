@@ -17,41 +17,115 @@
 // so a crash leaves the old version or the new one, never a torn one.
 
 import { randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { open, rename, unlink } from 'node:fs/promises';
+import { mkdir, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type { BlobRef, BodyDigest } from '../objects/types.ts';
 import { DigestingTransform, type DigestOptions } from './checksum.ts';
+import { blobShardCount, blobShardWritesPerTurn, durableWriteBatchBytes } from './limits.ts';
 
-/** Where temp files and blobs live. */
-export interface BlobDirs {
-  tmpDir: string;
-  blobDir: string;
+/** Per-directory group commit of fsync: renames that finished before a sync
+ * started share it, so concurrent writers into one dir pay one fsync. */
+class DirSyncer {
+  private handle?: Promise<FileHandle>;
+  private running?: Promise<void>;
+  private queued?: Promise<void>;
+
+  constructor(private readonly dir: string) {}
+
+  /** Resolves after an fsync of the dir that started after this call. */
+  sync(): Promise<void> {
+    if (!this.running) return this.start();
+    // The running sync may have begun before our rename: wait for the next one.
+    this.queued ??= this.running.catch(() => {}).then(() => {
+      this.queued = undefined;
+      return this.start();
+    });
+    return this.queued;
+  }
+
+  private start(): Promise<void> {
+    this.handle ??= open(this.dir, 'r');
+    const run = this.handle.then((h) => h.sync());
+    this.running = run;
+    const clear = () => {
+      if (this.running === run) this.running = undefined;
+    };
+    run.then(clear, clear);
+    return run;
+  }
+
+  async close(): Promise<void> {
+    const h = this.handle;
+    this.handle = undefined;
+    if (h) await (await h).close();
+  }
 }
 
-/** Random blob id: 32 hex chars. Object keys never become file paths. */
-export function newBlobId(): string {
-  return randomBytes(16).toString('hex');
+/**
+ * Where temp files and blobs live: <root>/tmp and <root>/blobs/<shard>/<id>.
+ * New blob ids share one shard for a run of writes, then move on to the next
+ * shard (ids stay random after the two shard chars): concurrent writes land
+ * in one directory and share its fsync, and over time all shards fill evenly.
+ */
+export class BlobSpace {
+  readonly tmpDir: string;
+  readonly blobDir: string;
+  private readonly syncers = new Map<string, DirSyncer>();
+  private shard: number;
+  private writesInShard = 0;
+
+  constructor(root: string, startShard = randomBytes(1)[0]!) {
+    this.tmpDir = join(root, 'tmp');
+    this.blobDir = join(root, 'blobs');
+    this.shard = startShard % blobShardCount;
+  }
+
+  async ensureDirs(): Promise<void> {
+    await mkdir(this.tmpDir, { recursive: true });
+    for (const shard of this.shards()) await mkdir(join(this.blobDir, shard), { recursive: true });
+  }
+
+  shards(): string[] {
+    return Array.from({ length: blobShardCount }, (_, i) => shardName(i));
+  }
+
+  /** Random blob id (32 hex chars) whose first two chars are the current shard. */
+  newBlobId(): string {
+    if (this.writesInShard >= blobShardWritesPerTurn) {
+      this.writesInShard = 0;
+      this.shard = (this.shard + 1) % blobShardCount;
+    }
+    this.writesInShard++;
+    return shardName(this.shard) + randomBytes(15).toString('hex');
+  }
+
+  pathOf(id: string): string {
+    return join(this.blobDir, blobShard(id), id);
+  }
+
+  syncShardOf(id: string): Promise<void> {
+    const shard = blobShard(id);
+    let syncer = this.syncers.get(shard);
+    if (!syncer) {
+      syncer = new DirSyncer(join(this.blobDir, shard));
+      this.syncers.set(shard, syncer);
+    }
+    return syncer.sync();
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.syncers.values()) await s.close().catch(() => {});
+    this.syncers.clear();
+  }
 }
 
-/** Blobs are sharded by the first two hex chars (256 subdirs). */
+function shardName(i: number): string {
+  return i.toString(16).padStart(2, '0');
+}
+
 export function blobShard(id: string): string {
   return id.slice(0, 2);
-}
-
-export function blobPath(dirs: BlobDirs, id: string): string {
-  return join(dirs.blobDir, blobShard(id), id);
-}
-
-export async function fsyncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }
 
 export async function unlinkQuietly(path: string): Promise<void> {
@@ -63,7 +137,7 @@ export async function unlinkQuietly(path: string): Promise<void> {
 }
 
 export interface DurableWriteInput<T> {
-  dirs: BlobDirs;
+  space: BlobSpace;
   body: Readable;
   digest: DigestOptions;
   /** Throws an S3Error to reject the body (nothing is committed). */
@@ -76,20 +150,16 @@ export interface DurableWriteInput<T> {
 
 /** Streams, syncs, verifies, renames, admits and commits, in that order. */
 export async function durableWrite<T>(input: DurableWriteInput<T>): Promise<T> {
-  const { dirs } = input;
-  const id = newBlobId();
-  const tmpPath = join(dirs.tmpDir, `${id}.tmp`);
-  const finalPath = blobPath(dirs, id);
+  const { space } = input;
+  const id = space.newBlobId();
+  const tmpPath = join(space.tmpDir, `${id}.tmp`);
   let current: string | undefined = tmpPath;
   try {
-    const digester = new DigestingTransform(input.digest);
-    // flush: true makes the stream fsync the file before it closes (steps 1-2).
-    await pipeline(input.body, digester, createWriteStream(tmpPath, { flags: 'wx', flush: true }));
-    const digest = digester.result();
+    const digest = await writeSynced(tmpPath, input.body, input.digest); // 1-2
     input.verify(digest); // 3
-    await rename(tmpPath, finalPath); // 4
-    current = finalPath;
-    await fsyncDir(join(dirs.blobDir, blobShard(id))); // 5
+    await rename(tmpPath, space.pathOf(id)); // 4
+    current = space.pathOf(id);
+    await space.syncShardOf(id); // 5
     await input.admission; // 6
     const result = await input.commit({ id, size: digest.size }, digest); // 7
     current = undefined;
@@ -97,5 +167,32 @@ export async function durableWrite<T>(input: DurableWriteInput<T>): Promise<T> {
   } catch (err) {
     if (current) await unlinkQuietly(current).catch(() => {});
     throw err;
+  }
+}
+
+/** Steps 1-2: the body through the digest into a new file, then fdatasync. */
+async function writeSynced(path: string, body: Readable, options: DigestOptions): Promise<BodyDigest> {
+  const handle = await open(path, 'wx');
+  try {
+    const digester = new DigestingTransform(options);
+    let batch: Buffer[] = [];
+    let batchBytes = 0;
+    // A premature close or error of the body (client gone) throws here.
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      digester.update(chunk);
+      batch.push(chunk);
+      batchBytes += chunk.length;
+      if (batchBytes >= durableWriteBatchBytes) {
+        await handle.writev(batch);
+        batch = [];
+        batchBytes = 0;
+      }
+    }
+    if (batch.length > 0) await handle.writev(batch);
+    // datasync also flushes the size, which is all a reader needs.
+    await handle.datasync();
+    return digester.result();
+  } finally {
+    await handle.close();
   }
 }

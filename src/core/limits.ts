@@ -84,3 +84,11 @@ export const admissionLeaseMs = 60 * 60 * 1000;
 export const replicaAuthSkewMs = 5 * 60 * 1000;
 /** JSON bodies of inter-site requests (record messages, sessions). */
 export const replicaJsonBodyBytesMax = 64 * 1024 ** 2;
+/** Object store: blob files spread over 256 subdirectories (two hex chars). */
+export const blobShardCount = 256;
+/** Object store: new blobs go to one shard for this many writes, then the
+ * next; concurrent writes then share one directory fsync (group commit). */
+export const blobShardWritesPerTurn = 1024;
+/** Object store: body chunks are gathered up to this size per writev, so tiny
+ * chunks (aws-chunked 8 KiB) do not cost one syscall each; bounded memory. */
+export const durableWriteBatchBytes = 1024 * 1024;

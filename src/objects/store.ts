@@ -15,14 +15,14 @@
 // above everything it received.
 
 import { randomBytes } from 'node:crypto';
-import { mkdir, open as openFile, readdir, rm } from 'node:fs/promises';
+import { open as openFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { RootDatabase } from 'lmdb';
 import type { ChangeHooks, ChangeIntent } from '../core/changes.ts';
 import { noReplication } from '../core/changes.ts';
 import { systemClock, type Clock } from '../core/clock.ts';
-import { blobPath, durableWrite, unlinkQuietly, type BlobDirs } from '../core/durable.ts';
+import { BlobSpace, durableWrite, unlinkQuietly } from '../core/durable.ts';
 import { S3Error } from '../core/errors.ts';
 import { keyBytesMax, openObjectAttemptsMax, partNumberMax, partNumberMin, partSizeBytesMax, putObjectBytesMax } from '../core/limits.ts';
 import { scanPage } from './listing.ts';
@@ -55,34 +55,26 @@ export interface DiskObjectStoreOptions {
 /** Thrown inside a replica commit to drop a stale copy (its blob is removed). */
 class StaleReplica extends Error {}
 
-const shardCount = 256;
-
 export class DiskObjectStore implements ObjectStore {
   private readonly pins: BlobPins;
   private closed = false;
 
   private constructor(
-    private readonly dirs: BlobDirs,
+    private readonly space: BlobSpace,
     private readonly dbs: MetaDbs,
     private hooks: ChangeHooks,
     private readonly clock: Clock,
     private readonly defaultRegion: string,
   ) {
-    this.pins = new BlobPins((id) => void unlinkQuietly(blobPath(this.dirs, id)).catch(() => {}));
+    this.pins = new BlobPins((id) => void unlinkQuietly(this.space.pathOf(id)).catch(() => {}));
   }
 
   /** Opens the store, creating its dirs, then sweeps temp files and orphan blobs. */
   static async open(options: DiskObjectStoreOptions): Promise<DiskObjectStore> {
-    const dirs: BlobDirs = {
-      tmpDir: join(options.dataDir, 'tmp'),
-      blobDir: join(options.dataDir, 'blobs'),
-    };
-    await mkdir(dirs.tmpDir, { recursive: true });
-    for (let i = 0; i < shardCount; i++) {
-      await mkdir(join(dirs.blobDir, i.toString(16).padStart(2, '0')), { recursive: true });
-    }
+    const space = new BlobSpace(options.dataDir);
+    await space.ensureDirs();
     const store = new DiskObjectStore(
-      dirs,
+      space,
       openMetaDbs(options.db),
       options.hooks ?? noReplication,
       options.clock ?? systemClock,
@@ -113,16 +105,16 @@ export class DiskObjectStore implements ObjectStore {
    */
   private async sweep(): Promise<{ tmp: number; orphans: number }> {
     let tmp = 0;
-    for (const name of await readdir(this.dirs.tmpDir)) {
-      await rm(join(this.dirs.tmpDir, name), { recursive: true, force: true });
+    for (const name of await readdir(this.space.tmpDir)) {
+      await rm(join(this.space.tmpDir, name), { recursive: true, force: true });
       tmp++;
     }
     const referenced = new Set<string>();
     for (const { value } of this.dbs.objects.getRange({})) for (const b of value.blobs) referenced.add(b.id);
     for (const { value } of this.dbs.parts.getRange({})) referenced.add(value.blobId);
     let orphans = 0;
-    for (let i = 0; i < shardCount; i++) {
-      const dir = join(this.dirs.blobDir, i.toString(16).padStart(2, '0'));
+    for (const shard of this.space.shards()) {
+      const dir = join(this.space.blobDir, shard);
       for (const name of await readdir(dir)) {
         if (referenced.has(name)) continue;
         await unlinkQuietly(join(dir, name));
@@ -255,7 +247,7 @@ export class DiskObjectStore implements ObjectStore {
     const admission = this.admit(hooks, intent);
     const algorithms = withAlgorithm(input.algorithms, input.checksumAlgorithm);
     const { meta, replaced } = await durableWrite({
-      dirs: this.dirs,
+      space: this.space,
       body: input.body,
       digest: { algorithms, sha256: input.sha256 },
       verify: (digest) => {
@@ -334,8 +326,8 @@ export class DiskObjectStore implements ObjectStore {
       this.pins.pin(ids); // same tick as the read: no unlink can slip between
       const first = meta.blobs[0];
       try {
-        const handle = first ? await openFile(blobPath(this.dirs, first.id), 'r') : undefined;
-        return new PinnedReader(meta, { pins: this.pins, pathOf: (id) => blobPath(this.dirs, id) }, handle);
+        const handle = first ? await openFile(this.space.pathOf(first.id), 'r') : undefined;
+        return new PinnedReader(meta, { pins: this.pins, pathOf: (id) => this.space.pathOf(id) }, handle);
       } catch (err) {
         this.pins.unpin(ids);
         const vanished = (err as NodeJS.ErrnoException).code === 'ENOENT';
@@ -384,7 +376,7 @@ export class DiskObjectStore implements ObjectStore {
       const body = reader.stream(source.range);
       const expected = source.range ? source.range.end - source.range.start + 1 : src.size;
       const { meta, replaced } = await durableWrite({
-        dirs: this.dirs,
+        space: this.space,
         body,
         digest: { algorithms: algorithm ? [algorithm] : [], sha256: false },
         verify: (d) => checkSize(d, expected),
@@ -536,7 +528,7 @@ export class DiskObjectStore implements ObjectStore {
     const admission = this.admit(hooks, intent);
     const algorithm = upload.checksumAlgorithm;
     const { part, replaced } = await durableWrite({
-      dirs: this.dirs,
+      space: this.space,
       body: data.body,
       digest: { algorithms: data.algorithms, sha256: data.sha256 },
       verify: data.verify,
@@ -692,7 +684,7 @@ export class DiskObjectStore implements ObjectStore {
     const algorithm = meta.checksum?.type === 'FULL_OBJECT' ? meta.checksum.algorithm : undefined;
     try {
       const replaced = await durableWrite({
-        dirs: this.dirs,
+        space: this.space,
         body,
         digest: { algorithms: algorithm ? [algorithm] : [], sha256: false },
         verify: (d) => verifyReplicaBody(meta, d, algorithm),
@@ -733,6 +725,7 @@ export class DiskObjectStore implements ObjectStore {
   /** The root lmdb belongs to the composition root; the store only stops writing. */
   async close(): Promise<void> {
     this.closed = true;
+    await this.space.close();
   }
 }
 
