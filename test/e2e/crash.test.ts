@@ -195,6 +195,10 @@ describe('crash safety: SIGKILL in the middle of a stream of PUTs', { timeout: 2
     c.close();
     for (let round = 1; round <= 2; round++) {
       await writeThenKill(current, round, log);
+      // What the kill left behind, before the restart's sweep (diagnostics).
+      const leftovers = dirsNamed(dataDir, 'tmp').flatMap((d) => readdirSync(d)).length;
+      const acked = log.filter((w) => w.ackedAt !== undefined).length;
+      console.log(`round ${round}: ${log.length} PUTs issued, ${acked} acked, ${leftovers} temp files at the kill`);
       current = await startLookahead({ dataDir });
       await verify(current, dataDir, log);
     }
