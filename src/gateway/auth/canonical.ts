@@ -113,7 +113,9 @@ export type HeaderBag = Record<string, string | string[] | undefined>;
 
 /** Trimmed, with inner runs of spaces/tabs collapsed to one space (SigV4 rule). */
 export function canonicalHeaderValue(value: string): string {
-  return value.replace(/[ \t]+/g, ' ').trim();
+  // Only spaces and tabs: String.trim would also eat \v, \f and U+00A0,
+  // which are part of the value the client signed.
+  return value.replace(/[ \t]+/g, ' ').replace(/^ | $/g, '');
 }
 
 /** The value a signed header contributes: multi-valued headers joined with ','. */

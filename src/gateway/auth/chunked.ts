@@ -227,9 +227,9 @@ export class AwsChunkedDecoder extends Transform {
     if (this.trailerMode === 'none') throw malformed('trailers sent without a trailer payload mode');
     if (this.trailerSignature !== undefined) throw malformed('a trailer follows x-amz-trailer-signature');
     const colon = line.indexOf(':');
-    const name = line.slice(0, Math.max(colon, 0)).trim().toLowerCase();
-    if (colon <= 0 || name === '') throw malformed('a trailer line is not "name:value"');
-    const value = line.slice(colon + 1).trim();
+    const name = trimOws(line.slice(0, Math.max(colon, 0))).toLowerCase();
+    if (colon <= 0 || !/^[a-z0-9!#$%&'*+.^_`|~-]+$/.test(name)) throw malformed('a trailer line is not "name:value"');
+    const value = trimOws(line.slice(colon + 1));
     if (name === trailerSignatureName) {
       this.trailerSignature = value;
       return;
@@ -256,12 +256,17 @@ export class AwsChunkedDecoder extends Transform {
   }
 }
 
+/** HTTP optional whitespace is spaces and tabs only; other control bytes are content. */
+function trimOws(text: string): string {
+  return text.replace(/^[ \t]+|[ \t]+$/g, '');
+}
+
 /** The chunk-signature extension of a chunk header, required in signed modes. */
 function chunkSignatureOf(extensions: readonly string[]): string {
   for (const extension of extensions) {
     const eq = extension.indexOf('=');
-    if (eq > 0 && extension.slice(0, eq).trim() === 'chunk-signature') {
-      const value = extension.slice(eq + 1).trim();
+    if (eq > 0 && trimOws(extension.slice(0, eq)) === 'chunk-signature') {
+      const value = trimOws(extension.slice(eq + 1));
       if (!signaturePattern.test(value)) throw badSignature('chunk (malformed chunk-signature)');
       return value;
     }
