@@ -388,8 +388,8 @@ export async function runReplicationSection(opts: BenchOptions, root: string, re
   const wanted = ['replication', 'repl-workloads', 'repl-delay'].filter((n) => selected(opts, n));
   if (wanted.length === 0) return;
   const help = await serveHelp();
-  if (!/--role\b/.test(help)) {
-    report.lines.push('## Replication', '', 'Skipped: `src/main.ts serve --help` has no `--role` flag yet.', '');
+  if (!/--role\b/.test(help) || !/--secondary\b/.test(help)) {
+    report.lines.push('## Replication', '', 'Skipped: `src/main.ts serve --help` has no `--role` / `--secondary` flags yet.', '');
     return;
   }
   let off: Site | undefined;

@@ -113,6 +113,8 @@ export interface LookaheadOptions {
   /** Extra `serve` flags, e.g. ['--role', 'primary', '--secondary', url]. */
   extraArgs?: string[];
   env?: Record<string, string>;
+  /** pino level; 'warn' by default so request logs do not cost the bench. */
+  logLevel?: string;
 }
 
 /** Starts `src/main.ts serve` on 127.0.0.1:0 and waits until it is healthy. */
@@ -126,6 +128,8 @@ export async function startLookahead(opts: LookaheadOptions): Promise<ChildServe
       opts.dataDir,
       '--listen',
       '127.0.0.1:0',
+      '--log-level',
+      opts.logLevel ?? 'warn',
       ...(opts.extraArgs ?? []),
     ],
     env: {
