@@ -66,7 +66,7 @@ export class DiskObjectStore implements ObjectStore {
     private readonly clock: Clock,
     private readonly defaultRegion: string,
   ) {
-    this.pins = new BlobPins((id) => void unlinkQuietly(this.space.pathOf(id)).catch(() => {}));
+    this.pins = new BlobPins((id) => this.unlinkBlob(id));
   }
 
   /** Opens the store, creating its dirs, then sweeps temp files and orphan blobs. */
@@ -82,6 +82,21 @@ export class DiskObjectStore implements ObjectStore {
     );
     await store.sweep();
     return store;
+  }
+
+  /** Unlinks of replaced blobs still running (bounded by the writes in flight). */
+  private readonly unlinking = new Set<Promise<void>>();
+
+  private unlinkBlob(id: string): void {
+    const p: Promise<void> = unlinkQuietly(this.space.pathOf(id))
+      .catch(() => {}) // a leftover is swept on the next open
+      .finally(() => this.unlinking.delete(p));
+    this.unlinking.add(p);
+  }
+
+  /** Resolves when replaced blobs released so far are unlinked (tests, close). */
+  async settled(): Promise<void> {
+    await Promise.all([...this.unlinking]);
   }
 
   setChangeHooks(hooks: ChangeHooks): void {
@@ -725,6 +740,7 @@ export class DiskObjectStore implements ObjectStore {
   /** The root lmdb belongs to the composition root; the store only stops writing. */
   async close(): Promise<void> {
     this.closed = true;
+    await this.settled();
     await this.space.close();
   }
 }
