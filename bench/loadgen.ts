@@ -253,7 +253,11 @@ export interface MultipartResult {
 function xmlValue(xml: string, tag: string): string {
   const m = new RegExp(`<${tag}>([^<]*)</${tag}>`).exec(xml);
   if (!m) throw new Error(`no <${tag}> in ${xml.slice(0, 300)}`);
-  return m[1]!;
+  return m[1]!
+    .replace(/&quot;/g, '"')
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&amp;/g, '&');
 }
 
 /** Uploads generated data in parts (streamed, never whole in memory). */
