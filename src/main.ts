@@ -2,6 +2,9 @@
 
 import { resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { adminCall, type AdminEndpoint } from './cli/admin-client.ts';
 import { startSite, type RunningSite, type SiteConfig } from './cli/site.ts';
 
 const defaultListen = '127.0.0.1:9000';
@@ -93,7 +96,71 @@ export function buildProgram(): Command {
     stopOnSignals([site]);
   });
 
+  addAdminOptions(
+    program.command('status').description("show a site's role, peer, record, queue and miss rate"),
+  )
+    .option('--json', 'print the raw JSON')
+    .action(async (flags: AdminFlags & { json?: boolean }) => {
+      const res = await adminCall(await adminEndpoint(flags), 'GET', '/_lookahead/status');
+      if (res.status !== 200) fail(`status: HTTP ${res.status}: ${res.text}`);
+      console.log(flags.json ? JSON.stringify(res.json, null, 2) : formatStatus(res.json));
+    });
+
   return program;
+}
+
+interface AdminFlags {
+  endpoint: string;
+  data?: string;
+  accessKey?: string;
+  secretKey?: string;
+}
+
+function addAdminOptions(cmd: Command): Command {
+  return cmd
+    .option('--endpoint <url>', 'the site to ask', `http://${defaultListen}`)
+    .option('--data <dir>', "read the admin key from this site's data dir (credentials.json)")
+    .option('--access-key <id>', 'admin access key (default: LOOKAHEAD_ACCESS_KEY)')
+    .option('--secret-key <secret>', 'admin secret key (default: LOOKAHEAD_SECRET_KEY)');
+}
+
+function fail(message: string): never {
+  console.error(`lookahead: ${message}`);
+  process.exit(1);
+}
+
+/** Admin credentials: flags, then the environment, then a data dir's file. */
+async function adminEndpoint(flags: AdminFlags): Promise<AdminEndpoint> {
+  let accessKeyId = flags.accessKey ?? process.env.LOOKAHEAD_ACCESS_KEY;
+  let secretAccessKey = flags.secretKey ?? process.env.LOOKAHEAD_SECRET_KEY;
+  if ((!accessKeyId || !secretAccessKey) && flags.data) {
+    const stored = JSON.parse(await readFile(join(resolve(flags.data), 'credentials.json'), 'utf8')) as {
+      accessKeyId: string;
+      secretAccessKey: string;
+    };
+    accessKeyId = stored.accessKeyId;
+    secretAccessKey = stored.secretAccessKey;
+  }
+  if (!accessKeyId || !secretAccessKey) {
+    fail('admin credentials needed: --access-key/--secret-key, LOOKAHEAD_ACCESS_KEY/LOOKAHEAD_SECRET_KEY, or --data DIR');
+  }
+  return { url: flags.endpoint, accessKeyId, secretAccessKey };
+}
+
+function formatStatus(json: unknown): string {
+  const lines: string[] = [];
+  const walk = (value: unknown, indent: string) => {
+    for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+      if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
+        lines.push(`${indent}${k}:`);
+        walk(v, `${indent}  `);
+      } else {
+        lines.push(`${indent}${k}: ${Array.isArray(v) ? v.join(', ') : String(v)}`);
+      }
+    }
+  };
+  walk(json, '');
+  return lines.join('\n');
 }
 
 await buildProgram().parseAsync(process.argv);

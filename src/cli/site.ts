@@ -4,6 +4,9 @@
 import { mkdir } from 'node:fs/promises';
 import type Router from '@koa/router';
 import pino, { type Logger } from 'pino';
+import { Registry, collectDefaultMetrics } from 'prom-client';
+import { systemClock } from '../core/clock.ts';
+import { createAdminRouter } from '../gateway/admin.ts';
 import { loadCredentials, type KeyPair } from '../gateway/credentials.ts';
 import { createGateway, type Gateway } from '../gateway/server.ts';
 import { DiskObjectStore, openMetaDb } from '../objects/store.ts';
@@ -39,7 +42,24 @@ export async function startSite(config: SiteConfig): Promise<RunningSite> {
   const db = openMetaDb(config.dataDir);
   const store = await DiskObjectStore.open({ dataDir: config.dataDir, db, defaultRegion: config.region });
   const creds = await loadCredentials({ dataDir: config.dataDir, env: config.env, keysFile: config.keysFile });
-  const extraRouters: Router[] = [];
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'lookahead_' });
+  const startedAt = systemClock.now();
+  const status = () => ({
+    role: config.role,
+    endpoint,
+    uptimeSeconds: Math.round((systemClock.now() - startedAt) / 1000),
+  });
+  let endpoint = '';
+  const extraRouters: Router[] = [
+    createAdminRouter({
+      credentials: creds.lookup,
+      adminKeys: new Set([creds.primary.accessKeyId]),
+      status,
+      registry,
+      clock: systemClock,
+    }),
+  ];
   const gateway: Gateway = createGateway({
     store,
     credentials: creds.lookup,
@@ -50,7 +70,7 @@ export async function startSite(config: SiteConfig): Promise<RunningSite> {
     ...(config.baseDomain ? { baseDomain: config.baseDomain } : {}),
   });
   const { port } = await gateway.listen(config.host, config.port);
-  const endpoint = `http://${config.host}:${port}`;
+  endpoint = `http://${config.host}:${port}`;
   logger.info({ endpoint, dataDir: config.dataDir }, 'site ready');
   return {
     config,
