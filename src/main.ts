@@ -96,6 +96,18 @@ export function buildProgram(): Command {
     stopOnSignals([site]);
   });
 
+  program
+    .command('up')
+    .description('the main job on embedded defaults: a gateway on 127.0.0.1:9000, data under ./data')
+    .option('--data <dir>', 'data directory', './data')
+    .action(async (flags: { data: string }) => {
+      const site = await startSite(
+        siteConfig({ data: join(flags.data, 'primary'), listen: defaultListen, role: 'single', region: 'us-east-1', anonymousRead: [], logLevel: 'warn' }),
+      );
+      printSite(site, 'single site');
+      stopOnSignals([site]);
+    });
+
   addAdminOptions(
     program.command('status').description("show a site's role, peer, record, queue and miss rate"),
   )
