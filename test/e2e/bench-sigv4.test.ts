@@ -8,9 +8,15 @@ import { SignatureV4 } from '@smithy/signature-v4';
 import { SigV4Signer, uriEncode, unsignedPayload, emptySha256 } from '../../bench/sigv4.ts';
 
 class NodeSha256 {
-  private readonly h: Hash | Hmac;
-  constructor(secret?: string | Uint8Array) {
-    this.h = secret === undefined ? createHash('sha256') : createHmac('sha256', secret);
+  private h: Hash | Hmac;
+  constructor(private readonly secret?: string | Uint8Array) {
+    this.h = this.fresh();
+  }
+  private fresh(): Hash | Hmac {
+    return this.secret === undefined ? createHash('sha256') : createHmac('sha256', this.secret);
+  }
+  reset(): void {
+    this.h = this.fresh();
   }
   update(data: string | Uint8Array): void {
     this.h.update(data);
