@@ -9,7 +9,14 @@ import { SigV4Signer, uriEncode, unsignedPayload, emptySha256 } from '../../benc
 
 class NodeSha256 {
   private h: Hash | Hmac;
-  constructor(private readonly secret?: string | Uint8Array) {
+  private readonly secret?: string | Uint8Array;
+  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
+    this.secret =
+      secret === undefined || typeof secret === 'string'
+        ? secret
+        : ArrayBuffer.isView(secret)
+          ? new Uint8Array(secret.buffer, secret.byteOffset, secret.byteLength)
+          : new Uint8Array(secret);
     this.h = this.fresh();
   }
   private fresh(): Hash | Hmac {
@@ -18,8 +25,8 @@ class NodeSha256 {
   reset(): void {
     this.h = this.fresh();
   }
-  update(data: string | Uint8Array): void {
-    this.h.update(data);
+  update(data: string | ArrayBuffer | ArrayBufferView): void {
+    this.h.update(typeof data === 'string' ? data : ArrayBuffer.isView(data) ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : new Uint8Array(data));
   }
   async digest(): Promise<Uint8Array> {
     return this.h.digest();
