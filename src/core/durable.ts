@@ -22,6 +22,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { BlobRef, BodyDigest } from '../objects/types.ts';
 import { DigestingTransform, type DigestOptions } from './checksum.ts';
+import { S3Error } from './errors.ts';
 import { blobShardCount, blobShardWritesPerTurn, durableWriteBatchBytes } from './limits.ts';
 
 /** Per-directory group commit of fsync: renames that finished before a sync
@@ -45,8 +46,14 @@ class DirSyncer {
   }
 
   private start(): Promise<void> {
-    this.handle ??= open(this.dir, 'r');
-    const run = this.handle.then((h) => h.sync());
+    if (!this.handle) {
+      const opening = open(this.dir, 'r');
+      this.handle = opening;
+      opening.catch(() => {
+        if (this.handle === opening) this.handle = undefined; // retry on the next sync
+      });
+    }
+    const run = this.handle!.then((h) => h.sync());
     this.running = run;
     const clear = () => {
       if (this.running === run) this.running = undefined;
@@ -142,8 +149,11 @@ export interface DurableWriteInput<T> {
   digest: DigestOptions;
   /** Throws an S3Error to reject the body (nothing is committed). */
   verify: (digest: BodyDigest) => void;
-  /** The replication admission, already started by the caller. */
+  /** The replication admission, already started by the caller. A rejection
+   * stops the streaming at the next chunk instead of after the whole body. */
   admission: Promise<unknown>;
+  /** Bodies longer than this fail with EntityTooLarge while streaming. */
+  maxBytes: number;
   /** The metadata transaction; resolves once durably committed. */
   commit: (blob: BlobRef, digest: BodyDigest) => Promise<T>;
 }
@@ -154,8 +164,14 @@ export async function durableWrite<T>(input: DurableWriteInput<T>): Promise<T> {
   const id = space.newBlobId();
   const tmpPath = join(space.tmpDir, `${id}.tmp`);
   let current: string | undefined = tmpPath;
+  let refused: { error: unknown } | undefined;
+  input.admission.catch((error: unknown) => (refused = { error }));
+  const check = (size: number): void => {
+    if (refused) throw refused.error;
+    if (size > input.maxBytes) throw new S3Error('EntityTooLarge', 'Your proposed upload exceeds the maximum allowed size');
+  };
   try {
-    const digest = await writeSynced(tmpPath, input.body, input.digest); // 1-2
+    const digest = await writeSynced(tmpPath, input.body, input.digest, check); // 1-2
     input.verify(digest); // 3
     await rename(tmpPath, space.pathOf(id)); // 4
     current = space.pathOf(id);
@@ -171,14 +187,22 @@ export async function durableWrite<T>(input: DurableWriteInput<T>): Promise<T> {
 }
 
 /** Steps 1-2: the body through the digest into a new file, then fdatasync. */
-async function writeSynced(path: string, body: Readable, options: DigestOptions): Promise<BodyDigest> {
+async function writeSynced(
+  path: string,
+  body: Readable,
+  options: DigestOptions,
+  check: (sizeSoFar: number) => void,
+): Promise<BodyDigest> {
   const handle = await open(path, 'wx');
   try {
     const digester = new DigestingTransform(options);
     let batch: Buffer[] = [];
     let batchBytes = 0;
+    let size = 0;
     // A premature close or error of the body (client gone) throws here.
     for await (const chunk of body as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      check(size);
       digester.update(chunk);
       batch.push(chunk);
       batchBytes += chunk.length;

@@ -265,10 +265,8 @@ export class DiskObjectStore implements ObjectStore {
       space: this.space,
       body: input.body,
       digest: { algorithms, sha256: input.sha256 },
-      verify: (digest) => {
-        if (digest.size > putObjectBytesMax) throw new S3Error('EntityTooLarge', 'Your proposed upload exceeds the maximum allowed size');
-        input.verify(digest);
-      },
+      verify: input.verify,
+      maxBytes: putObjectBytesMax,
       admission,
       commit: (blob, digest) =>
         this.txn(() => {
@@ -395,6 +393,7 @@ export class DiskObjectStore implements ObjectStore {
         body,
         digest: { algorithms: algorithm ? [algorithm] : [], sha256: false },
         verify: (d) => checkSize(d, expected),
+        maxBytes: putObjectBytesMax,
         admission,
         commit: (blob, digest) =>
           this.txn(() => {
@@ -505,10 +504,7 @@ export class DiskObjectStore implements ObjectStore {
       body: input.body,
       algorithms: withAlgorithm(input.algorithms, algorithm),
       sha256: input.sha256,
-      verify: (d) => {
-        if (d.size > partSizeBytesMax) throw new S3Error('EntityTooLarge', 'Your proposed upload exceeds the maximum allowed size');
-        input.verify(d);
-      },
+      verify: input.verify,
     });
   }
 
@@ -547,6 +543,7 @@ export class DiskObjectStore implements ObjectStore {
       body: data.body,
       digest: { algorithms: data.algorithms, sha256: data.sha256 },
       verify: data.verify,
+      maxBytes: partSizeBytesMax,
       admission,
       commit: (blob, digest) =>
         this.txn(() => {
@@ -703,6 +700,7 @@ export class DiskObjectStore implements ObjectStore {
         body,
         digest: { algorithms: algorithm ? [algorithm] : [], sha256: false },
         verify: (d) => verifyReplicaBody(meta, d, algorithm),
+        maxBytes: meta.size,
         admission: Promise.resolve(),
         commit: (blob) =>
           this.txn(() => {

@@ -129,6 +129,30 @@ describe('hooks', () => {
     expect(await code(fx.store.headObject('h', 'k'))).toBe('NoSuchKey');
   });
 
+  it('a refusal that arrives mid-stream stops the upload without waiting for the body', async () => {
+    fx = await makeFixture();
+    await fx.store.createBucket('h', 'us-east-1');
+    let refuse!: (e: Error) => void;
+    fx.store.setChangeHooks({
+      admit: () => new Promise((_, reject) => (refuse = reject)),
+      committed: () => {},
+    });
+    let pushed = 0;
+    const endless = new Readable({
+      read() {
+        pushed++;
+        setTimeout(() => this.push(Buffer.alloc(1024)), 1);
+      },
+    });
+    const put = fx.store.putObject(putInput('h', 'k', endless));
+    await new Promise((r) => setTimeout(r, 30));
+    refuse(new S3Error('ServiceUnavailable', 'secondary unreachable'));
+    expect(await code(put)).toBe('ServiceUnavailable');
+    expect(pushed).toBeGreaterThan(0);
+    expect(await tmpFiles(fx)).toEqual([]);
+    expect(await blobFiles(fx)).toEqual([]);
+  });
+
   it('every mutation goes through admit and committed with its ChangeKind', async () => {
     const rec = recordingHooks();
     fx = await makeFixture(rec.hooks);
