@@ -139,7 +139,9 @@ export async function presignUrl(
       port: t.port,
       path,
       query: options.query ?? {},
-      headers: { host: `127.0.0.1:${t.port}`, ...options.headers },
+      // Like @aws-sdk/s3-request-presigner: presigned payloads are unsigned
+      // (smithy would otherwise sign the empty body's hash).
+      headers: { host: `127.0.0.1:${t.port}`, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD', ...options.headers },
     },
     { expiresIn },
   );
