@@ -10,8 +10,19 @@
 import { mkdtempSync } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { S3Http } from './s3http.ts';
-import { runWorkload, percentile, median, rng, type WorkloadResult } from './loadgen.ts';
+import { S3Http, type S3Response } from './s3http.ts';
+import {
+  logWorkload,
+  treeWorkload,
+  multipartWorkload,
+  zipfWorkload,
+  uniformWorkload,
+  standardWorkloads,
+  simulateMissRate,
+  type Workload,
+  type WorkloadEvent,
+} from '../src/predict/workloads.ts';
+import { runWorkload, percentile, median, type WorkloadResult } from './loadgen.ts';
 import { startLookahead, serveHelp, testAccessKey, testSecretKey, type ChildServer } from './servers.ts';
 import { startDelayProxy, type DelayProxy } from './delay-proxy.ts';
 import { selected, fmt, table, log, type BenchOptions, type Report } from './report.ts';
@@ -161,84 +172,108 @@ async function putKeys(client: S3Http, keys: string[], body: Buffer, concurrency
   };
 }
 
-/** Key sequences of the issue's replication workloads. */
-export function workloadKeys(kind: string, count: number, seed: number): string[] {
-  const random = rng(seed);
-  switch (kind) {
-    case 'log':
-      return Array.from({ length: count }, (_, i) => `logs/2026-11-30/app-${String(i).padStart(6, '0')}.log`);
-    case 'tree': {
-      // What `aws s3 sync` of a tree sends: sorted paths, files by directory.
-      const keys: string[] = [];
-      for (let d = 0; keys.length < count; d++)
-        for (let s = 0; s < 8 && keys.length < count; s++)
-          for (let f = 0; f < 16 && keys.length < count; f++)
-            keys.push(`site/dir-${String(d).padStart(3, '0')}/sub-${s}/file-${String(f).padStart(2, '0')}.html`);
-      return keys.sort();
-    }
-    case 'zipf': {
-      // Overwrites of a hot set of 500 keys, Zipf s = 1.1.
-      const n = 500;
-      const weights = Array.from({ length: n }, (_, i) => 1 / Math.pow(i + 1, 1.1));
-      const total = weights.reduce((a, b) => a + b, 0);
-      const cdf: number[] = [];
-      let acc = 0;
-      for (const w of weights) cdf.push((acc += w / total));
-      return Array.from({ length: count }, () => {
-        const r = random();
-        let lo = 0;
-        let hi = n - 1;
-        while (lo < hi) {
-          const mid = (lo + hi) >> 1;
-          if (cdf[mid]! < r) lo = mid + 1;
-          else hi = mid;
-        }
-        return `hot/key-${String(lo).padStart(4, '0')}`;
-      });
-    }
-    case 'random':
-      return Array.from({ length: count }, () => `rand/${Math.floor(random() * 2 ** 48).toString(16).padStart(12, '0')}`);
-    default:
-      throw new Error(`unknown key workload ${kind}`);
-  }
+/** Caps that keep the replay of the shared workload generators short. */
+const replayExistingMax = 1_000;
+const replayConcurrency = 4;
+
+export interface ReplayResult extends PutRun {
+  writesIssued: number;
 }
 
-/** Small multipart uploads (2 parts of 5 MiB): each is one "PUT". */
-async function multipartUploads(client: S3Http, count: number, seconds: number): Promise<PutRun> {
-  const part = randomBytes(5 * 1024 * 1024);
+/**
+ * Replays a workload of src/predict/workloads.ts (the generators the
+ * predictor tests and the simulation use) against a real primary: 'put' is a
+ * PUT (or the Complete of its upload), 'mpu-create' / 'mpu-part' are
+ * CreateMultipartUpload / UploadPart. Parts are 4 KiB and a Complete lists
+ * only the last part (legal: the only part is the last one, so EntityTooSmall
+ * does not apply), which keeps the writes, not the bytes, the subject.
+ * Events of one upload run in order; others run `replayConcurrency` at a time.
+ */
+export async function replayWorkload(client: S3Http, workload: Workload, writesMax: number, seconds: number): Promise<ReplayResult> {
+  const body = randomBytes(4096);
   const latencies: number[] = [];
   let errors = 0;
+  const events = workload.events.slice(0, writesMax);
+  const uploads = new Map<string, { id: Promise<string>; last: Promise<unknown>; lastPart: { n: number; etag: string } }>();
+  const partNumbers = new Map<string, number>();
+  let next = 0;
   const t0 = performance.now();
   const deadline = t0 + seconds * 1000;
-  for (let i = 0; i < count && performance.now() < deadline; i++) {
-    const p = `/${bucket}/uploads/batch/object-${String(i).padStart(4, '0')}.bin`;
+  const timed = async (fn: () => Promise<S3Response>): Promise<S3Response> => {
     const start = performance.now();
-    try {
-      const created = await client.ok('POST', p, { query: { uploads: '' }, keepBody: true });
-      const uploadId = /<UploadId>([^<]+)<\/UploadId>/.exec(created.body!.toString())![1]!;
-      const etags: string[] = [];
-      for (let n = 1; n <= 2; n++) {
-        const res = await client.ok('PUT', p, { query: { partNumber: String(n), uploadId }, body: part });
-        etags.push(String(res.headers.etag));
-      }
-      const xml =
-        '<CompleteMultipartUpload>' +
-        etags.map((e, k) => `<Part><PartNumber>${k + 1}</PartNumber><ETag>${e}</ETag></Part>`).join('') +
-        '</CompleteMultipartUpload>';
-      await client.ok('POST', p, { query: { uploadId }, body: Buffer.from(xml) });
-      latencies.push(performance.now() - start);
-    } catch {
-      errors++;
+    const res = await fn();
+    if (res.status >= 300) throw new Error(`status ${res.status}`);
+    latencies.push(performance.now() - start);
+    return res;
+  };
+  const one = async (change: WorkloadEvent['change']): Promise<void> => {
+    const p = `/${change.bucket}/${change.key}`;
+    const upload = change.uploadId === undefined ? undefined : uploads.get(change.uploadId);
+    if (change.kind === 'mpu-create') {
+      const id = timed(() => client.request('POST', p, { query: { uploads: '' }, keepBody: true })).then(
+        (res) => /<UploadId>([^<]+)<\/UploadId>/.exec(res.body!.toString())![1]!,
+      );
+      uploads.set(change.uploadId!, { id, last: id.catch(() => undefined), lastPart: { n: 0, etag: '' } });
+      await id;
+    } else if (change.kind === 'mpu-part' && upload) {
+      const n = (partNumbers.get(change.uploadId!) ?? 0) + 1;
+      partNumbers.set(change.uploadId!, n);
+      const step = upload.last.then(async () => {
+        const res = await timed(async () => client.request('PUT', p, { query: { partNumber: String(n), uploadId: await upload.id }, body }));
+        upload.lastPart = { n, etag: String(res.headers.etag) };
+      });
+      upload.last = step.catch(() => undefined);
+      await step;
+    } else if (change.kind === 'put' && upload) {
+      const step = upload.last.then(async () => {
+        const { n, etag } = upload.lastPart;
+        const xml = `<CompleteMultipartUpload><Part><PartNumber>${n}</PartNumber><ETag>${etag}</ETag></Part></CompleteMultipartUpload>`;
+        await timed(async () => client.request('POST', p, { query: { uploadId: await upload.id }, body: Buffer.from(xml) }));
+      });
+      upload.last = step.catch(() => undefined);
+      await step;
+    } else if (change.kind === 'put') {
+      await timed(() => client.request('PUT', p, { body }));
+    } else if (change.kind === 'delete') {
+      await timed(() => client.request('DELETE', p));
     }
-  }
+  };
+  const worker = async (): Promise<void> => {
+    while (next < events.length && performance.now() < deadline) {
+      const event = events[next++]!;
+      await one(event.change).catch(() => void errors++);
+    }
+  };
+  await Promise.all(Array.from({ length: replayConcurrency }, worker));
+  // Let every upload's chain settle before the clock stops.
+  for (const u of uploads.values()) await u.last;
+  const secs = (performance.now() - t0) / 1000;
   latencies.sort((a, b) => a - b);
   return {
+    writesIssued: next,
     count: latencies.length,
     errors,
     p50Ms: percentile(latencies, 50),
     p99Ms: percentile(latencies, 99),
-    opsPerSec: latencies.length / ((performance.now() - t0) / 1000),
+    opsPerSec: latencies.length / secs,
   };
+}
+
+/** Creates the workload's buckets and stores (some of) its existing keys. */
+async function preloadWorkload(client: S3Http, workload: Workload): Promise<void> {
+  const buckets = new Set([...workload.events.map((e) => e.change.bucket), ...workload.existing.map((e) => e.bucket)]);
+  for (const b of buckets) await client.ensureBucket(b);
+  const existing = workload.existing.slice(0, replayExistingMax);
+  const keys = existing.map((e) => `/${e.bucket}/${e.key}`);
+  await putKeysRaw(client, keys, Buffer.from('existing'), 8);
+}
+
+async function putKeysRaw(client: S3Http, paths: string[], body: Buffer, concurrency: number): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < paths.length) await client.ok('PUT', paths[next++]!, { body });
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
 }
 
 // ------------------------------------------------------------ sections
@@ -290,32 +325,52 @@ async function offVsOn(opts: BenchOptions, off: Site, primary: Site, report: Rep
 }
 
 async function keyWorkloads(opts: BenchOptions, primary: Site, report: Report): Promise<void> {
-  const count = opts.quick ? 1000 : 3000;
-  const body = randomBytes(4096);
+  const writesMax = opts.quick ? 800 : 3000;
+  const seconds = opts.seconds * 6;
   const rows: string[][] = [];
   const json: Record<string, unknown> = {};
-  for (const kind of ['log', 'tree', 'multipart', 'zipf', 'random']) {
-    log(`replication workload ${kind}`);
+  const workloads = [
+    logWorkload({ writes: writesMax }),
+    treeWorkload({ files: writesMax }),
+    multipartWorkload({ uploads: opts.quick ? 30 : 100 }),
+    zipfWorkload({ keys: 2_000, writes: writesMax }),
+    uniformWorkload({ writes: writesMax, existing: replayExistingMax }),
+  ];
+  for (const w of workloads) {
+    log(`replication workload ${w.name}: preload ${Math.min(w.existing.length, replayExistingMax)} keys, replay <= ${writesMax} writes`);
+    await preloadWorkload(primary.client, w);
     const before = await readCounters(primary.client).catch(() => undefined);
-    const { result, peak } = await withRecordPeak(primary.client, () =>
-      kind === 'multipart'
-        ? multipartUploads(primary.client, opts.quick ? 10 : 30, opts.seconds * 4)
-        : putKeys(primary.client, workloadKeys(kind, count, 7), body, 4, opts.seconds * 4),
-    );
+    const { result, peak } = await withRecordPeak(primary.client, () => replayWorkload(primary.client, w, writesMax, seconds));
     const after = await readCounters(primary.client).catch(() => undefined);
     const rate = before && after ? missRate(before, after) : NaN;
-    rows.push([kind, String(result.count), String(result.errors), pct(rate), Number.isFinite(peak) ? String(peak) : 'n/a', fmt(result.p50Ms, 2), fmt(result.p99Ms, 2)]);
-    json[kind] = { ...result, missRate: rate, peakRecordEntries: peak };
+    rows.push([w.name, String(result.count), String(result.errors), pct(rate), Number.isFinite(peak) ? String(peak) : 'n/a', fmt(result.p50Ms, 2), fmt(result.p99Ms, 2)]);
+    json[w.name] = { ...result, missRate: rate, peakRecordEntries: peak };
   }
   report.lines.push(
-    '## Replication workloads through the primary (4 KiB PUTs, concurrency 4; multipart: 2 x 5 MiB parts, one at a time)',
+    `## Replication workloads through a real primary (src/predict/workloads.ts generators, <= ${writesMax} writes each, ${replayConcurrency} in flight, 4 KiB bodies)`,
     '',
-    table(['workload', 'writes', 'errors', 'miss rate', 'peak record entries', 'PUT p50 ms', 'PUT p99 ms'], rows),
+    table(['workload', 'writes', 'errors', 'miss rate', 'peak record entries', 'write p50 ms', 'write p99 ms'], rows),
     '',
-    'Miss rate target <= 1% on log, tree and multipart; random new keys are the worst case by design.',
+    'Miss rate target <= 1% on log, tree and multipart; uniform random new keys are the worst case by design.',
     '',
   );
   report.json.replicationWorkloads = json;
+  if (!opts.quick) simulatedWorkloads(report);
+}
+
+/** The same generators at full size through the in-memory model of the record. */
+function simulatedWorkloads(report: Report): void {
+  log('replication workloads, in-memory model (simulateMissRate)');
+  const rows = standardWorkloads().map((w) => {
+    const r = simulateMissRate(w);
+    return [r.workload, String(r.writes), String(r.misses), pct(r.missRate), String(r.peakEntries), String(r.peakCoveredKeys)];
+  });
+  report.lines.push(
+    '## Same workloads at full size, in-memory model of record + predictors + removal (no network, no disk)',
+    '',
+    table(['workload', 'writes', 'misses', 'miss rate', 'peak record entries', 'peak covered keys'], rows),
+    '',
+  );
 }
 
 /** Hit-path latency: warm the record with the log prefix, then measure. */
