@@ -42,6 +42,19 @@ export const chunkTrailerBytesMax = 16 * 1024;
  * active access key per day, so 1024 covers far more keys than we expect. */
 export const signingKeyCacheEntriesMax = 1024;
 
+// Operator console (src/gateway/ui, issue 7).
+/** Per-second write samples kept for the console's charts: five minutes is
+ * what an operator watching a failover looks back over; 300 small objects. */
+export const consoleHistorySeconds = 300;
+/** Record names one /_lookahead/record answer lists at most: a page shows a
+ * screenful, not the whole record (up to recordEntriesMax entries). */
+export const consoleRecordListMax = 1000;
+/** A search string longer than any location name can match nothing. */
+export const consoleSearchCharsMax = 2048;
+/** Write timings waiting for their commit (admitted, not yet committed);
+ * more concurrent writes go untimed rather than growing the map. */
+export const consoleTimingsPendingMax = 10_000;
+
 // Look-ahead record (src/predict). PROTOCOL.md invariant 4, "Bounded risk".
 /** |R| cap: every entry is an object (or group) to resync after a disaster;
  * 1e6 random ids are about 1.25 MB of roaring bitmap on the wire. Misses wait
@@ -92,3 +105,24 @@ export const blobShardWritesPerTurn = 1024;
 /** Object store: body chunks are gathered up to this size per writev, so tiny
  * chunks (aws-chunked 8 KiB) do not cost one syscall each; bounded memory. */
 export const durableWriteBatchBytes = 1024 * 1024;
+
+// Plain S3 secondary (src/replica/s3, issue 5).
+/** An object copy larger than this goes to the target as a multipart upload:
+ * a failed multi-GiB single PUT restarts from byte zero. Objects that were
+ * multipart on the primary always go with their own part sizes (same ETag). */
+export const s3TargetMultipartBytesMin = 64 * 1024 ** 2;
+/** Part size when a single-part object is split for the target (raised to
+ * size / partNumberMax for huge objects). */
+export const s3TargetPartBytes = 16 * 1024 ** 2;
+/** Record deltas on the target before a compaction into the snapshot is
+ * considered: each costs one GET when a session opens. */
+export const s3RecordCompactDeltasMin = 256;
+/** Deltas on the target at most before compaction is forced regardless of
+ * the snapshot's size: bounds the GETs of openSession. */
+export const s3RecordDeltasMax = 4096;
+/** Concurrent requests while reading or deleting record deltas. */
+export const s3RecordRequestConcurrency = 16;
+/** A primary re-reads the target's state object (epoch, session) at least
+ * this often while it sends record messages: the window in which a fenced
+ * primary may still get a record ack (see S3Target.applyRecord). */
+export const s3StateCheckMs = 1000;
