@@ -55,9 +55,9 @@ function isKeyPair(v: unknown): v is KeyPair {
 /** AWS-looking keys: 20 upper-case alphanumerics and 40 base64-ish characters. */
 export function generateKeyPair(): KeyPair {
   const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-  const id = [...randomBytes(16)].map((b) => alphabet[b % 32]).join('');
+  const id = [...randomBytes(18)].map((b) => alphabet[b % 32]).join('');
   return {
-    accessKeyId: `LA${id}`.slice(0, 20),
+    accessKeyId: `LA${id}`,
     secretAccessKey: randomBytes(30).toString('base64').replace(/[+/]/g, 'x'),
   };
 }

@@ -332,7 +332,8 @@ function bucketOperation(method: string, bucket: string, q: QueryParams): Operat
       return { kind: 'DeleteBucket', bucket };
     case 'POST':
       if (q.has('delete')) return { kind: 'DeleteObjects', bucket };
-      return methodNotAllowed(method, bucket);
+      // Browser form uploads (POST Object) are S3 but not served here.
+      return { kind: 'NotImplemented', operation: 'PostObject', bucket };
     default:
       return methodNotAllowed(method, bucket);
   }

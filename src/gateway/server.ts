@@ -157,7 +157,13 @@ class GatewayServer implements Gateway {
       const reply = await dispatch(operation, { req, query, ...(auth ? { auth } : {}), requestId }, this.deps);
       await writeReply(res, reply, method);
     } catch (err) {
-      await this.fail(req, res, err, requestId);
+      try {
+        await this.fail(req, res, err, requestId);
+      } catch (writeErr) {
+        // The error itself could not be written (socket gone): log, cut.
+        this.options.logger.warn({ err: writeErr, requestId }, 'could not write error response');
+        res.destroy();
+      }
     }
   }
 

@@ -211,3 +211,9 @@ describe('percentDecode', () => {
     expect(percentDecode('%ED%A0%80')).toBeNull(); // a lone surrogate encoded as UTF-8
   });
 });
+
+describe('POST on a bucket', () => {
+  it('is DeleteObjects with ?delete, NotImplemented (browser POST upload) otherwise', () => {
+    expect(op('POST', '/bkt')).toMatchObject({ kind: 'NotImplemented', operation: 'PostObject' });
+  });
+});
