@@ -126,3 +126,13 @@ export const s3RecordRequestConcurrency = 16;
  * this often while it sends record messages: the window in which a fenced
  * primary may still get a record ack (see S3Target.applyRecord). */
 export const s3StateCheckMs = 1000;
+
+// Gateway HTTP server (src/gateway/server.ts).
+/** No cap on a whole request (a 5 GiB PUT on a slow link takes long); what is
+ * bounded is silence: a socket with no traffic this long is closed. */
+export const socketIdleMsMax = 120_000;
+/** A request's headers must have arrived within this (slow-header clients). */
+export const requestHeadersMsMax = 60_000;
+/** Idle keep-alive connections stay open this long: longer than SDK clients
+ * keep idle sockets, so a client never writes into a socket we are closing. */
+export const keepAliveIdleMs = 65_000;

@@ -13,7 +13,7 @@ import Router from '@koa/router';
 import type { Logger } from 'pino';
 import { systemClock, type Clock } from '../core/clock.ts';
 import { S3Error } from '../core/errors.ts';
-import { requestHeaderBytesMax } from '../core/limits.ts';
+import { keepAliveIdleMs, requestHeaderBytesMax, requestHeadersMsMax, socketIdleMsMax } from '../core/limits.ts';
 import type { ObjectStore } from '../objects/types.ts';
 import { SigningKeyCache } from './auth/signing.ts';
 import { verifyRequest, type AuthContext, type CredentialLookup } from './auth/sigv4.ts';
@@ -180,7 +180,18 @@ class GatewayServer implements Gateway {
 
   listen(host: string, port: number): Promise<{ server: http.Server; port: number }> {
     const handler = this.app.callback();
-    const server = http.createServer({ keepAlive: true, maxHeaderSize: requestHeaderBytesMax }, handler);
+    const server = http.createServer(
+      {
+        keepAlive: true,
+        maxHeaderSize: requestHeaderBytesMax,
+        // Bodies stream for as long as they need; idle sockets are what we bound.
+        requestTimeout: 0,
+        headersTimeout: requestHeadersMsMax,
+        keepAliveTimeout: keepAliveIdleMs,
+      },
+      handler,
+    );
+    server.timeout = socketIdleMsMax;
     server.on('checkContinue', (req, res) => {
       this.awaitingContinue.add(req);
       void handler(req, res);
