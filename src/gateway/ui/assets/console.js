@@ -295,8 +295,10 @@
 
   /** Line chart of `series` (arrays of number|null over equal time steps). */
   function drawChart(svg, opts) {
-    const w = 600, h = 150, left = 52, right = 8, top = 8, bottom = 20;
+    // Draw in CSS pixels, so labels keep their size however wide the card.
+    const w = Math.max(240, Math.round(svg.clientWidth || 600)), h = 150, left = 52, right = 8, top = 8, bottom = 20;
     const plotW = w - left - right, plotH = h - top - bottom;
+    svg.setAttribute('viewBox', '0 0 ' + w + ' ' + h);
     svg.replaceChildren();
     const values = opts.series.flat().filter(isNum);
     if (values.length === 0) {
