@@ -6,7 +6,10 @@
 // time (claim 16) ... A location that stays hot (written again and again)
 // should stay in the record."
 
+import type { ChangeIntent } from '../core/changes.ts';
+import { coveringNames, ownLocation } from './locations.ts';
 import type { GenerationalRecord } from './record.ts';
+import type { Location, LocationIds } from './types.ts';
 
 export interface RemovalPolicy {
   /** Trim down to this many entries using cold, in-sync entries. */
@@ -23,16 +26,19 @@ export interface RemovalPolicy {
 export interface RemovalInput {
   record: GenerationalRecord;
   /**
-   * Ids that cover at least one key in Q or in flight (admitted, not yet
-   * acked by S's copy). Such ids never leave (claims 14-15). The caller
-   * computes them with `coveringIds` over Q.
+   * Ids that must stay because they cover a key in Q or in flight
+   * (admitted, not yet acked by S's copy): they never leave (claims 14-15).
+   * Use `pinnedIds` over Q and the in-flight changes: it pins, per change,
+   * the narrowest covering entry, so wider groups can still leave. (Every
+   * covering id of every queued change is also correct, just more
+   * conservative.)
    */
   unsynced: { has(id: number): boolean };
   /** Last activity (add or write) per id, ms; undefined = unknown (cold). */
   lastActive: (id: number) => number | undefined;
-  /** Groups whose resync cost grew past the cap: they leave once in sync,
-   * even hot, so the next miss re-predicts a narrower group. */
-  oversized?: (id: number) => boolean;
+  /** Ids of groups whose resync cost grew past the cap: they leave once in
+   * sync, even hot, so the next miss re-predicts a narrower group. */
+  oversized?: Iterable<number>;
   /** Entries the caller needs freed now (a miss waiting for room). */
   need?: number;
   /** Now, from the injected clock (ms). */
@@ -48,14 +54,16 @@ export interface RemovalChoice {
 }
 
 /**
- * Chooses ids to leave the record, in four passes:
+ * Chooses ids to leave the record, in five passes:
  *  1. whole generations, oldest first, whose every entry is in sync and idle
  *     (claim 16: "a generation leaves when every entry in it is in sync");
  *     while above the target, also those whose entries are merely not hot;
  *  2. oversized groups that are in sync, even hot;
- *  3. while above the target: single in-sync, not-hot entries, least
+ *  3. single idle in-sync entries: one hot entry must not hold a cold group
+ *     (and its resync cost) in the record with its generation;
+ *  4. while above the target: single in-sync, not-hot entries, least
  *     recently active first (claims 13-15, 35: "least-recently added");
- *  4. while fewer than `need` were chosen: in-sync hot entries, LRU. Hot
+ *  5. while fewer than `need` were chosen: in-sync hot entries, LRU. Hot
  *     entries give way before a miss waits (invariant 4, backpressure).
  * Never an unsynced id: "only locations not in Q (in sync, claims 14-15)".
  */
@@ -63,6 +71,7 @@ export function chooseRemovals(input: RemovalInput): RemovalChoice {
   const state = new Selection(input);
   state.wholeGenerations();
   state.oversized();
+  state.leastRecent((id) => state.isIdle(id), () => true);
   if (state.above()) state.leastRecent((id) => !state.isHot(id), () => state.above());
   const need = input.need ?? 0;
   if (state.chosen.size < need) state.leastRecent(() => true, () => state.chosen.size < need);
@@ -84,7 +93,7 @@ class Selection {
     return this.age(id) < this.input.policy.hotMs;
   }
 
-  private isIdle(id: number): boolean {
+  isIdle(id: number): boolean {
     return this.age(id) >= this.input.policy.idleMs;
   }
 
@@ -116,11 +125,9 @@ class Selection {
   }
 
   oversized(): void {
-    const oversized = this.input.oversized;
-    if (oversized === undefined) return;
-    for (const id of this.allIds()) {
+    for (const id of this.input.oversized ?? []) {
       if (this.budget() <= 0) return;
-      if (this.removable(id) && oversized(id)) this.chosen.add(id);
+      if (this.input.record.has(id) && this.removable(id)) this.chosen.add(id);
     }
   }
 
@@ -139,6 +146,60 @@ class Selection {
   private *allIds(): Generator<number> {
     for (const { ids } of this.input.record.generations()) yield* ids;
   }
+}
+
+/** Covering names of a change, narrowest first: key, upload, then prefix
+ * groups deepest first (coveringNames lists prefixes shortest first). */
+function narrowestFirst(change: ChangeIntent): string[] {
+  const names = coveringNames(change);
+  if (change.kind === 'bucket-create' || change.kind === 'bucket-delete') return names;
+  const upload = change.uploadId === undefined ? [] : [names.pop() as string];
+  const [key, ...prefixes] = names;
+  return [key as string, ...upload, ...prefixes.reverse()];
+}
+
+/**
+ * The entries that keep Q covered (invariant 1: "if P and S may hold
+ * different committed states for key K, then K is covered by R"): for each
+ * queued or in-flight change, its narrowest covering id in the record.
+ * Removing anything else leaves every such change covered.
+ */
+export function pinnedIds(
+  changes: Iterable<ChangeIntent>,
+  ids: Pick<LocationIds, 'peek'>,
+  record: { has(id: number): boolean },
+): Set<number> {
+  const pinned = new Set<number>();
+  for (const change of changes) {
+    for (const name of narrowestFirst(change)) {
+      const id = ids.peek(name);
+      if (id !== undefined && record.has(id)) {
+        pinned.add(id);
+        break;
+      }
+    }
+  }
+  return pinned;
+}
+
+/**
+ * Locations to add (in the same record message that removes the groups) so
+ * that oversized groups stop being pinned: the own location of every
+ * queued change whose only pin is one of them. A group whose keys outgrew
+ * the cap would otherwise stay while writes under it keep coming.
+ */
+export function narrowingFor(
+  changes: Iterable<ChangeIntent>,
+  ids: Pick<LocationIds, 'peek'>,
+  record: { has(id: number): boolean },
+  oversized: ReadonlySet<number>,
+): Location[] {
+  const found: Location[] = [];
+  for (const change of changes) {
+    const [pin] = pinnedIds([change], ids, record);
+    if (pin !== undefined && oversized.has(pin)) found.push(ownLocation(change));
+  }
+  return found;
 }
 
 /**
