@@ -383,10 +383,10 @@ export class DiskObjectStore implements ObjectStore {
       const src = reader.meta;
       const chosen: WriteAttributes = attrs === 'copy' ? { headers: src.headers, userMeta: src.userMeta, tags: src.tags } : attrs;
       const algorithm = src.checksum?.algorithm;
+      const body = reader.stream(source.range); // a bad range fails before admission
       const hooks = this.hooks;
       const intent: ChangeIntent = { kind: 'put', bucket: dest.bucket, key: dest.key };
       const admission = this.admit(hooks, intent);
-      const body = reader.stream(source.range);
       const expected = source.range ? source.range.end - source.range.start + 1 : src.size;
       const { meta, replaced } = await durableWrite({
         space: this.space,

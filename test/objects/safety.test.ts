@@ -265,6 +265,7 @@ describe('concurrency', () => {
     await s.createBucket('c', 'us-east-1');
     const bodies = Array.from({ length: 24 }, (_, i) => randomBytes(1000 + i * 997));
     const metas = await Promise.all(bodies.map((b) => s.putObject(putInput('c', 'same', b))));
+    expect(new Set(metas.map((m) => m.seq)).size).toBe(metas.length); // seq is per commit, even in one batch
     const winner = metas.reduce((a, b) => (a.seq > b.seq ? a : b));
     const head = await s.headObject('c', 'same');
     expect(head.seq).toBe(winner.seq);

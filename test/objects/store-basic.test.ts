@@ -141,6 +141,16 @@ describe('objects', () => {
     expect(await code(s.copyObject({ bucket: 'bkt', key: 'nope' }, { bucket: 'bkt', key: 'd2' }, 'copy'))).toBe('NoSuchKey');
   });
 
+  it('refuses ranges past the end, before anything is admitted', async () => {
+    const s = fx.store;
+    await s.putObject(putInput('bkt', 'r', '0123'));
+    const r = await s.openObject('bkt', 'r');
+    expect(() => r.stream({ start: 2, end: 4 })).toThrow(S3Error);
+    const seq = s.currentSeq();
+    expect(await code(s.copyObject({ bucket: 'bkt', key: 'r', range: { start: 4, end: 9 } }, { bucket: 'bkt', key: 'x' }, 'copy'))).toBe('InvalidRange');
+    expect(s.currentSeq()).toBe(seq);
+  });
+
   it('survives a reopen with data and seq intact', async () => {
     const m = await fx.store.putObject(putInput('bkt', 'persist', 'still here'));
     const s = await fx.reopen();
