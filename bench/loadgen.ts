@@ -4,7 +4,7 @@
 // large-GET throughput against a raw loopback baseline.
 
 import http from 'node:http';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { S3Http, patternStream } from './s3http.ts';
 
@@ -247,7 +247,28 @@ export interface MultipartResult {
   peakRssBytes: number;
   baselineRssBytes: number;
   etag: string;
+  /** md5-of-md5s-N of the generated parts, computed on the client. */
+  expectedEtag: string;
   size: number;
+}
+
+/** The multipart ETag the generated parts must produce. */
+function expectedMultipartEtag(pattern: Buffer, totalBytes: number, partBytes: number): string {
+  const partMd5 = new Map<number, Buffer>();
+  const digests: Buffer[] = [];
+  const count = Math.ceil(totalBytes / partBytes);
+  for (let n = 1; n <= count; n++) {
+    const len = Math.min(partBytes, totalBytes - (n - 1) * partBytes);
+    let d = partMd5.get(len);
+    if (!d) {
+      const h = createHash('md5');
+      for (let left = len; left > 0; left -= pattern.length) h.update(left >= pattern.length ? pattern : pattern.subarray(0, left));
+      d = h.digest();
+      partMd5.set(len, d);
+    }
+    digests.push(d);
+  }
+  return `"${createHash('md5').update(Buffer.concat(digests)).digest('hex')}-${count}"`;
 }
 
 function xmlValue(xml: string, tag: string): string {
@@ -300,6 +321,7 @@ export async function runMultipart(client: S3Http, bucket: string, spec: Multipa
       peakRssBytes: sampler.stop(),
       baselineRssBytes,
       etag,
+      expectedEtag: expectedMultipartEtag(pattern, spec.totalBytes, spec.partBytes),
       size: Number(head.headers['content-length']),
     };
   } finally {
