@@ -32,7 +32,6 @@ export interface CopierOptions {
 
 interface Retry {
   attempts: number;
-  at: number;
 }
 
 /** An entry missing from Q this many times in a row was rolled back. */
@@ -46,7 +45,10 @@ export class Copier {
   private readonly inFlight = new Set<string>();
   /** Keys written again while their copy was in flight. */
   private readonly again = new Set<string>();
+  /** Failed attempts per key (for the backoff), until a success. */
   private readonly retries = new Map<string, Retry>();
+  /** Keys waiting out their backoff, with the time they may go again. */
+  private readonly delayed = new Map<string, number>();
   private readonly phantoms = new Map<string, number>();
   private running = false;
   private stopped = false;
@@ -75,6 +77,7 @@ export class Copier {
     if (this.inFlight.has(qkey)) this.again.add(qkey);
     else if (this.ready.size < copyQueueEntriesMax) this.ready.add(qkey);
     this.retries.delete(qkey);
+    this.delayed.delete(qkey);
     this.wake?.();
   }
 
@@ -108,7 +111,7 @@ export class Copier {
   private idle(): Promise<void> {
     const { clock } = this.options;
     let next = Infinity;
-    for (const r of this.retries.values()) next = Math.min(next, r.at);
+    for (const at of this.delayed.values()) next = Math.min(next, at);
     return new Promise<void>((resolve) => {
       const done = () => {
         this.wake = undefined;
@@ -121,9 +124,11 @@ export class Copier {
 
   private promoteRetries(): void {
     const now = this.options.clock.now();
-    for (const [qkey, r] of this.retries) {
-      if (r.at > now || this.inFlight.has(qkey)) continue;
-      this.ready.add(qkey);
+    for (const [qkey, at] of this.delayed) {
+      if (at > now) continue;
+      this.delayed.delete(qkey);
+      if (this.inFlight.has(qkey)) this.again.add(qkey);
+      else this.ready.add(qkey);
     }
   }
 
@@ -147,7 +152,7 @@ export class Copier {
       if (entries.length === 0) break;
       for (const [qkey, entry] of entries) {
         oldest = oldest === undefined ? entry.at : Math.min(oldest, entry.at);
-        if (!this.inFlight.has(qkey) && !this.retries.has(qkey)) this.ready.add(qkey);
+        if (!this.inFlight.has(qkey) && !this.delayed.has(qkey)) this.ready.add(qkey);
       }
       after = entries[entries.length - 1]?.[0];
     }
@@ -190,6 +195,7 @@ export class Copier {
     }
     this.phantoms.delete(qkey);
     this.retries.delete(qkey);
+    this.delayed.delete(qkey);
     this.options.onSynced(qkey);
   }
 
@@ -200,7 +206,8 @@ export class Copier {
     const epoch = this.options.epoch();
     if (loc.kind === 'bucket') {
       const info = await store.headBucket(loc.bucket).catch(() => undefined);
-      await this.options.target.putBucket({ epoch, bucket: loc.bucket, exists: info !== undefined, region: info?.region ?? 'us-east-1' });
+      const region = info?.region ?? 'us-east-1';
+      await this.options.target.putBucket({ epoch, bucket: loc.bucket, exists: info !== undefined, region, seq: entry.seq });
       this.objects++;
       this.options.metrics?.objectsReplicated.inc({ op: 'bucket' });
       return;
@@ -234,7 +241,8 @@ export class Copier {
     const attempts = (prev?.attempts ?? 0) + 1;
     const cap = Math.min(copyRetryMaxMs, copyRetryBaseMs * 2 ** Math.min(attempts, 20));
     const delay = cap / 2 + this.options.random.next() * (cap / 2);
-    this.retries.set(qkey, { attempts, at: this.options.clock.now() + delay });
+    this.retries.set(qkey, { attempts });
+    this.delayed.set(qkey, this.options.clock.now() + delay);
   }
 }
 

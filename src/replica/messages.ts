@@ -71,6 +71,10 @@ export interface BucketCopy {
   bucket: string;
   exists: boolean;
   region: string;
+  /** Seq of the primary's latest bucket change: copies of keys in this
+   * bucket older than it are stale (a late copy must not recreate a
+   * deleted bucket). */
+  seq: number;
 }
 
 export interface PeerHealth {

@@ -136,6 +136,8 @@ export class PrimaryReplicator implements ChangeHooks {
   /** Removed from R' (durably), not yet acked by S: "Removals leave R'
    * first, then S". Also ids a lost message may have added on S. */
   private readonly pendingRemovals = new Set<number>();
+  /** Removals S acked; their ids are freed before the next message. */
+  private readonly toRelease = new Set<number>();
   private session: { id: number; nextMsgId: number } | undefined;
   private peer: 'unknown' | 'ok' | 'unreachable' = 'unknown';
   private epoch = 1;
@@ -407,6 +409,7 @@ export class PrimaryReplicator implements ChangeHooks {
       throw new SecondaryUnavailableError('The secondary is unreachable and this site refuses writes it cannot record.');
     }
     this.pinAdmission(change, [], true);
+    this.options.log?.('admitted while the secondary is unreachable', { change });
     return { hit: false };
   }
 
@@ -549,6 +552,7 @@ export class PrimaryReplicator implements ChangeHooks {
         return sent;
       }
       this.queueResync();
+      await this.releaseIds();
       const batch = await this.compose();
       if (batch === undefined) return sent;
       await this.deliver(batch);
@@ -715,13 +719,15 @@ export class PrimaryReplicator implements ChangeHooks {
 
   private applyAck(batch: Batch): void {
     const { clock } = this.options;
+    this.options.log?.('record message acked', { msgId: batch.message.msgId, add: batch.message.add.map((e) => e.name), remove: batch.message.remove });
     const acked = batch.message.remove;
     for (const id of acked) this.pendingRemovals.delete(id);
     this.rPrime.add(batch.addIds, this.rPrime.lastGeneration + 1);
     this.lastActive.touch(batch.addIds, clock.now());
     this.peer = 'ok';
     for (const w of batch.waiters) this.settleAcked(w);
-    void this.persistAfterAck(acked);
+    for (const id of acked) this.toRelease.add(id);
+    void this.saveRecord().catch((err) => this.options.log?.('saving the record copy failed', { err: String(err) }));
   }
 
   private settleAcked(w: Waiter): void {
@@ -745,16 +751,20 @@ export class PrimaryReplicator implements ChangeHooks {
     w.resolve({ hit: false });
   }
 
-  private async persistAfterAck(acked: number[]): Promise<void> {
-    const { durable, log } = this.options;
+  /**
+   * "Ids are reused only after the primary learned that the secondary
+   * removed them from R." Runs in the sender between messages, so no id is
+   * freed while a message being composed names it.
+   */
+  private async releaseIds(): Promise<void> {
+    if (this.toRelease.size === 0) return;
+    const free = [...this.toRelease].filter((id) => !this.rPrime.has(id) && !this.pendingRemovals.has(id));
+    this.toRelease.clear();
+    if (free.length === 0) return;
     try {
-      await this.saveRecord();
-      // "Ids are reused only after the primary learned that the secondary
-      // removed them from R."
-      const free = acked.filter((id) => !this.rPrime.has(id) && !this.pendingRemovals.has(id));
-      if (free.length > 0) await durable.ids.release(free);
+      await this.options.durable.ids.release(free);
     } catch (err) {
-      log?.('saving the record copy failed', { err: String(err) });
+      this.options.log?.('releasing location ids failed', { err: String(err) });
     }
   }
 

@@ -6,7 +6,7 @@
 import type { Readable } from 'node:stream';
 import type { ChangeHooks, ChangeIntent } from '../core/changes.ts';
 import type { Clock } from '../core/clock.ts';
-import { NotPrimaryError } from '../core/errors.ts';
+import { NotPrimaryError, S3Error } from '../core/errors.ts';
 import type { ObjectStore } from '../objects/types.ts';
 import { GenerationalRecord } from '../predict/record.ts';
 import type { LocationEntry, LocationName } from '../predict/types.ts';
@@ -37,6 +37,10 @@ export class SecondaryService {
   /** Record messages and session changes apply one at a time, in order. */
   private chain: Promise<unknown> = Promise.resolve();
   private started = false;
+  /** Bucket copies exclude object copies (a copy racing a bucket delete
+   * must not recreate the bucket). */
+  private readonly lock = new SharedLock();
+  private applyingBucket: string | undefined;
 
   constructor(private readonly options: SecondaryOptions) {
     this.meta = options.durable.meta();
@@ -132,32 +136,76 @@ export class SecondaryService {
     this.meta = next;
   }
 
+  /** "Each write carries a per-key sequence number so S drops a stale copy
+   * that arrives late" (write path step 6): the store compares seqs; a copy
+   * older than its bucket's last create/delete is stale too, and a copy
+   * never creates a bucket (the bucket's own copy does). */
   async putObject(copy: ObjectCopy, body: Readable): Promise<boolean> {
     this.checkEpoch(copy.epoch);
-    return this.options.store.applyReplica(copy.meta, body);
+    return this.lock.shared(async () => {
+      const { bucket } = copy.meta;
+      if (copy.meta.seq < this.options.durable.bucketFloor(bucket)) return drop(body);
+      await this.requireBucket(bucket, body);
+      return this.options.store.applyReplica(copy.meta, body);
+    });
   }
 
+  /** The tombstone at `seq` keeps a late copy from resurrecting the key. */
   async deleteObject(copy: DeleteCopy): Promise<boolean> {
     this.checkEpoch(copy.epoch);
-    return this.options.store.applyReplicaDelete(copy.bucket, copy.key, copy.seq);
+    return this.lock.shared(async () => {
+      if (copy.seq < this.options.durable.bucketFloor(copy.bucket)) return false;
+      return this.options.store.applyReplicaDelete(copy.bucket, copy.key, copy.seq);
+    });
   }
 
   async putBucket(copy: BucketCopy): Promise<void> {
     this.checkEpoch(copy.epoch);
-    const store = this.options.store;
-    const exists = await store.headBucket(copy.bucket).then(
+    await this.lock.exclusive(async () => {
+      const { durable, store } = this.options;
+      if (copy.seq < durable.bucketFloor(copy.bucket)) return; // stale
+      const exists = await store.headBucket(copy.bucket).then(
+        () => true,
+        () => false,
+      );
+      this.applyingBucket = copy.bucket;
+      try {
+        if (copy.exists && !exists) await store.createBucket(copy.bucket, copy.region);
+        if (!copy.exists && exists) await store.deleteBucket(copy.bucket);
+      } finally {
+        this.applyingBucket = undefined;
+      }
+      await durable.setBucketFloor(copy.bucket, copy.seq);
+    });
+  }
+
+  private async requireBucket(bucket: string, body: Readable): Promise<void> {
+    const exists = await this.options.store.headBucket(bucket).then(
       () => true,
       () => false,
     );
-    if (copy.exists && !exists) await store.createBucket(copy.bucket, copy.region);
-    if (!copy.exists && exists) await store.deleteBucket(copy.bucket);
+    if (!exists) {
+      body.resume();
+      throw new S3Error('NoSuchBucket', `Bucket ${bucket} has not been replicated yet.`);
+    }
   }
 
   /** Client-write hooks of a secondary: every write is refused, naming the
    * primary (issue 3: "a secondary refuses client writes (an S3 error
-   * naming the primary)"). Replica applies do not go through hooks. */
+   * naming the primary)"). Object copies do not go through hooks; bucket
+   * copies use the store's bucket calls and are let through here. */
   hooks(): ChangeHooks {
-    return secondaryHooks(() => this.meta.primary);
+    const refuse = secondaryHooks(() => this.meta.primary);
+    return {
+      admit: async (change) => {
+        const bucketChange = change.kind === 'bucket-create' || change.kind === 'bucket-delete';
+        if (bucketChange && change.bucket === this.applyingBucket) return { hit: true };
+        return refuse.admit(change);
+      },
+      committed: (change) => {
+        if (change.bucket !== this.applyingBucket) refuse.committed(change);
+      },
+    };
   }
 
   private entries(): LocationEntry[] {
@@ -196,4 +244,61 @@ export function secondaryHooks(primaryUrl: () => string | undefined): ChangeHook
       throw new Error('a secondary admitted no write, so nothing can commit');
     },
   };
+}
+
+function drop(body: Readable): false {
+  body.resume();
+  return false;
+}
+
+/** Many shared holders or one exclusive holder; waiters in arrival order. */
+class SharedLock {
+  private sharedCount = 0;
+  private exclusiveHeld = false;
+  private queue: Array<{ exclusive: boolean; go: () => void }> = [];
+
+  async shared<T>(fn: () => Promise<T>): Promise<T> {
+    await this.acquire(false);
+    try {
+      return await fn();
+    } finally {
+      this.sharedCount--;
+      this.next();
+    }
+  }
+
+  async exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    await this.acquire(true);
+    try {
+      return await fn();
+    } finally {
+      this.exclusiveHeld = false;
+      this.next();
+    }
+  }
+
+  private acquire(exclusive: boolean): Promise<void> {
+    if (this.queue.length === 0 && this.canRun(exclusive)) {
+      this.take(exclusive);
+      return Promise.resolve();
+    }
+    return new Promise((go) => this.queue.push({ exclusive, go }));
+  }
+
+  private canRun(exclusive: boolean): boolean {
+    return !this.exclusiveHeld && (!exclusive || this.sharedCount === 0);
+  }
+
+  private take(exclusive: boolean): void {
+    if (exclusive) this.exclusiveHeld = true;
+    else this.sharedCount++;
+  }
+
+  private next(): void {
+    while (this.queue.length > 0 && this.canRun((this.queue[0] as { exclusive: boolean }).exclusive)) {
+      const head = this.queue.shift() as { exclusive: boolean; go: () => void };
+      this.take(head.exclusive);
+      head.go();
+    }
+  }
 }

@@ -89,6 +89,9 @@ export interface PrimaryDurable {
 export interface SecondaryDurable {
   readonly record: RecordStore;
   readonly names: ReplicaNames;
+  /** Seq of the last bucket create/delete applied (0 if none). */
+  bucketFloor(bucket: string): number;
+  setBucketFloor(bucket: string, seq: number): Promise<void>;
   meta(): SecondaryMeta;
   /** Inside RecordStore.save's transaction (alsoWrite). */
   setMetaSync(meta: SecondaryMeta): void;
@@ -236,11 +239,21 @@ export class LmdbSecondaryDurable implements SecondaryDurable {
   readonly record: RecordStore;
   readonly names: LmdbLocationIds;
   private readonly metaDb: Database<Buffer, string>;
+  private readonly floors: Database<Buffer, string>;
 
   constructor(root: RootDatabase) {
     this.record = new LmdbRecordStore(root, { dbPrefix: 'replica.s.' });
     this.names = new LmdbLocationIds(root, { dbPrefix: 'replica.s.' });
     this.metaDb = root.openDB<Buffer, string>({ name: 'replica.s.meta', encoding: 'binary' });
+    this.floors = root.openDB<Buffer, string>({ name: 'replica.s.bucket-floor', encoding: 'binary' });
+  }
+
+  bucketFloor(bucket: string): number {
+    return decodeJson<number>(this.floors.get(bucket)) ?? 0;
+  }
+
+  async setBucketFloor(bucket: string, seq: number): Promise<void> {
+    await this.floors.put(bucket, encodeJson(seq));
   }
 
   meta(): SecondaryMeta {
@@ -278,6 +291,7 @@ class GuardedRecordStore implements RecordStore {
   constructor(
     private readonly inner: MemoryRecordStore,
     private readonly life: Incarnation,
+    private readonly onSaved?: (ids: number[]) => void,
   ) {}
   load() {
     this.life.check();
@@ -285,12 +299,17 @@ class GuardedRecordStore implements RecordStore {
   }
   save(record: Parameters<RecordStore['save']>[0], alsoWrite?: () => void) {
     this.life.check();
-    return this.inner.save(record, alsoWrite);
+    // MemoryRecordStore.save runs to completion synchronously: atomic.
+    const done = this.inner.save(record, alsoWrite);
+    this.onSaved?.(record.toBitmap().toArray());
+    return done;
   }
 }
 
 interface MemPrimaryStorage {
   record: MemoryRecordStore;
+  /** Ids of R' as last saved. */
+  savedIds?: number[];
   ids: MemoryLocationIds;
   q: Map<string, QEntry>;
   dirty: Set<string>;
@@ -303,7 +322,7 @@ export class MemPrimaryDurable implements PrimaryDurable {
   private readonly life = new Incarnation();
 
   constructor(private readonly s: MemPrimaryStorage = newPrimaryStorage()) {
-    this.record = new GuardedRecordStore(s.record, this.life);
+    this.record = new GuardedRecordStore(s.record, this.life, (ids) => (s.savedIds = ids));
     const life = this.life;
     this.ids = {
       idsOf: async (names) => (life.check(), s.ids.idsOf(names)),
@@ -385,6 +404,9 @@ interface MemSecondaryStorage {
   record: MemoryRecordStore;
   names: MemoryLocationIds;
   meta: SecondaryMeta;
+  floors: Map<string, number>;
+  /** Ids of R as last saved (the simulation checks invariants on it). */
+  savedIds: number[];
 }
 
 export class MemSecondaryDurable implements SecondaryDurable {
@@ -393,7 +415,7 @@ export class MemSecondaryDurable implements SecondaryDurable {
   private readonly life = new Incarnation();
 
   constructor(private readonly s: MemSecondaryStorage = newSecondaryStorage()) {
-    this.record = new GuardedRecordStore(s.record, this.life);
+    this.record = new GuardedRecordStore(s.record, this.life, (ids) => (s.savedIds = ids));
     const life = this.life;
     this.names = {
       nameOf: (id) => s.names.nameOf(id),
@@ -411,6 +433,13 @@ export class MemSecondaryDurable implements SecondaryDurable {
     return this.s;
   }
 
+  bucketFloor(bucket: string): number {
+    return this.s.floors.get(bucket) ?? 0;
+  }
+  async setBucketFloor(bucket: string, seq: number): Promise<void> {
+    this.life.check();
+    this.s.floors.set(bucket, seq);
+  }
   meta(): SecondaryMeta {
     return { ...this.s.meta };
   }
@@ -424,5 +453,11 @@ export class MemSecondaryDurable implements SecondaryDurable {
 }
 
 function newSecondaryStorage(): MemSecondaryStorage {
-  return { record: new MemoryRecordStore(), names: new MemoryLocationIds(), meta: { epoch: 1, session: 0, lastMsgId: 0 } };
+  return {
+    record: new MemoryRecordStore(),
+    names: new MemoryLocationIds(),
+    meta: { epoch: 1, session: 0, lastMsgId: 0 },
+    floors: new Map(),
+    savedIds: [],
+  };
 }

@@ -1,0 +1,165 @@
+// S3Target beyond the shared contract: how R is laid out on the target
+// (compaction, sealing of old sessions), promotion fencing, big single-part
+// objects, and error mapping. Runs on s3rver (in process, fast).
+
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ObjectMeta } from '../../../src/objects/types.ts';
+import { replicaWireVersion } from '../../../src/replica/messages.ts';
+import type { RecordMessage } from '../../../src/replica/messages.ts';
+import { putBytes, listKeys } from '../../../src/replica/s3/client.ts';
+import { deltaKey, encodeDelta, snapshotKey } from '../../../src/replica/s3/record.ts';
+import { S3Target } from '../../../src/replica/s3/target.ts';
+import type { S3TargetOptions } from '../../../src/replica/s3/target.ts';
+import { FencedError, StaleSessionError, TargetUnavailableError } from '../../../src/replica/target.ts';
+import type { S3Server } from './servers.ts';
+import { rawClient, startS3rver } from './servers.ts';
+
+let server: S3Server;
+let site = 0;
+const targets: S3Target[] = [];
+
+beforeAll(async () => {
+  server = await startS3rver();
+});
+afterAll(async () => {
+  for (const t of targets) await t.close().catch(() => {});
+  await server.stop();
+});
+
+function target(url: string, extra: Partial<S3TargetOptions> = {}): S3Target {
+  const t = new S3Target({ url, credentials: server.credentials, tagging: 'separate', ...extra });
+  targets.push(t);
+  return t;
+}
+
+function newUrl(): { url: string; prefix: string } {
+  const prefix = `t-${++site}/`;
+  return { url: `s3://unit-target/${prefix}@${server.endpoint}`, prefix: `${prefix}.lookahead/` };
+}
+
+function msg(session: number, msgId: number, add: number[], remove: number[] = [], epoch = 1): RecordMessage {
+  return { v: replicaWireVersion, epoch, from: 'p', session, msgId, add: add.map((id) => ({ id, name: `k/b/${id}` })), remove };
+}
+
+async function until(cond: () => boolean, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  expect(cond()).toBe(true);
+}
+
+describe('S3Target record layout', () => {
+  it('compacts deltas into the snapshot and deletes them; a fresh instance reads the same record', async () => {
+    const { url, prefix } = newUrl();
+    const t = target(url, { compactDeltasMin: 5 });
+    const info = await t.openSession('p', 1);
+    const expected = new Set<number>();
+    for (let i = 1; i <= 12; i++) {
+      const remove = i % 3 === 0 ? [i - 2] : [];
+      await t.applyRecord(msg(info.session, i, [i], remove));
+      expected.add(i);
+      for (const r of remove) expected.delete(r);
+    }
+    await until(() => t.compactions >= 1);
+    const client = rawClient(server);
+    const deltas = await listKeys(client, 'unit-target', `${prefix}record/delta/`);
+    expect(deltas.length).toBeLessThan(12);
+    await t.close();
+    const t2 = target(url);
+    const again = await t2.openSession('p', 1);
+    expect(again.lastMsgId).toBe(12);
+    expect(again.entries.map((e) => e.id).sort((a, b) => a - b)).toEqual([...expected].sort((a, b) => a - b));
+    client.destroy();
+  });
+
+  it('never folds a delta of a sealed session that lands late', async () => {
+    const { url, prefix } = newUrl();
+    const t1 = target(url);
+    const s1 = await t1.openSession('p', 1);
+    await t1.applyRecord(msg(s1.session, 1, [1, 2]));
+    const t2 = target(url);
+    const s2 = await t2.openSession('p', 1);
+    expect(s2.entries.map((e) => e.id).sort()).toEqual([1, 2]);
+    // The old incarnation's message 2 (removing 1) arrives after the restart.
+    const client = rawClient(server);
+    const late = encodeDelta({ epoch: 1, from: 'p', session: s1.session, msgId: 2, add: [], remove: [1] });
+    await putBytes(client, 'unit-target', deltaKey(prefix, s1.session, 2), late);
+    const t3 = target(url);
+    const s3 = await t3.openSession('p', 1);
+    expect(s3.entries.map((e) => e.id).sort()).toEqual([1, 2]);
+    expect((await t3.readRecord()).entries.map((e) => e.id).sort()).toEqual([1, 2]);
+    // And the new instance refuses messages of the old session outright.
+    await expect(t3.applyRecord(msg(s1.session, 3, [], [2]))).rejects.toBeInstanceOf(StaleSessionError);
+    client.destroy();
+  });
+
+  it('survives a crash between snapshot and delta deletion', async () => {
+    const { url, prefix } = newUrl();
+    const t1 = target(url);
+    const s1 = await t1.openSession('p', 1);
+    await t1.applyRecord(msg(s1.session, 1, [1]));
+    await t1.applyRecord(msg(s1.session, 2, [2], [1]));
+    // What a compaction writes first, as if the primary died before deleting.
+    const client = rawClient(server);
+    const { encodeSnapshot } = await import('../../../src/replica/s3/record.ts');
+    await putBytes(client, 'unit-target', snapshotKey(prefix), encodeSnapshot({ session: s1.session, lastMsgId: 1, entries: [{ id: 1, name: 'k/b/1' }] }));
+    const t2 = target(url);
+    const s2 = await t2.openSession('p', 1);
+    expect(s2.entries.map((e) => e.id)).toEqual([2]);
+    expect(s2.lastMsgId).toBe(2);
+    client.destroy();
+  });
+});
+
+describe('S3Target fencing', () => {
+  it('a promoted target fences the old primary on its next record message or copy', async () => {
+    const { url } = newUrl();
+    const primary = target(url);
+    const info = await primary.openSession('p', 1);
+    await primary.applyRecord(msg(info.session, 1, [1]));
+    const operator = target(url);
+    const promoted = await operator.promote('http://s3-direct');
+    expect(promoted).toMatchObject({ epoch: 2, role: 'primary' });
+    // The old primary learns it within s3StateCheckMs.
+    await new Promise((r) => setTimeout(r, 1100));
+    const err = await primary.applyRecord(msg(info.session, 2, [2])).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(FencedError);
+    expect((err as FencedError).epoch).toBe(2);
+    expect((err as FencedError).primary).toBe('http://s3-direct');
+    const view = await operator.readRecord();
+    expect(view.entries.map((e) => e.id)).toEqual([1]);
+    expect(await operator.health()).toMatchObject({ role: 'primary', epoch: 2 });
+  });
+});
+
+describe('S3Target object copies', () => {
+  it('splits a big single-part object into parts and keeps the primary ETag in metadata', async () => {
+    const { url } = newUrl();
+    const t = target(url, { multipartBytesMin: 6 * 1024 * 1024, partBytes: 5 * 1024 * 1024 });
+    await t.openSession('p', 1);
+    const body = Buffer.alloc(7 * 1024 * 1024, 7);
+    const etag = createHash('md5').update(body).digest('hex');
+    const meta: ObjectMeta = { v: 1, bucket: 'b', key: 'big', size: body.length, etag, lastModified: 0, seq: 9, headers: {}, userMeta: {}, tags: {}, blobs: [] };
+    expect(await t.putObject({ epoch: 1, meta }, Readable.from([body.subarray(0, 1000), body.subarray(1000)]))).toBe(true);
+    const head = await t.headObject('b', 'big');
+    expect(head).toMatchObject({ etag, size: body.length, seq: 9 });
+  });
+
+  it('a body shorter than its metadata says fails and leaves nothing behind', async () => {
+    const { url } = newUrl();
+    const t = target(url);
+    await t.openSession('p', 1);
+    const meta: ObjectMeta = { v: 1, bucket: 'b', key: 'short', size: 100, etag: 'x', lastModified: 0, seq: 1, headers: {}, userMeta: {}, tags: {}, blobs: [] };
+    await expect(t.putObject({ epoch: 1, meta }, Readable.from([Buffer.alloc(10)]))).rejects.toThrow();
+    expect(await t.headObject('b', 'short')).toBeUndefined();
+  });
+});
+
+describe('S3Target errors', () => {
+  it('an unreachable endpoint is TargetUnavailableError', async () => {
+    const t = target('s3://nobody-home@http://127.0.0.1:1', { requestTimeoutMs: 2000 });
+    await expect(t.health()).rejects.toBeInstanceOf(TargetUnavailableError);
+    await expect(t.openSession('p', 1)).rejects.toBeInstanceOf(TargetUnavailableError);
+  });
+});
