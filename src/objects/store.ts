@@ -57,7 +57,11 @@ class StaleReplica extends Error {}
 
 export class DiskObjectStore implements ObjectStore {
   private readonly pins: BlobPins;
+  /** Unlinks of replaced blobs still running (bounded by the writes in flight). */
+  private readonly unlinking = new Set<Promise<void>>();
   private closed = false;
+  /** What the sweep on open removed (for logs and tests). */
+  lastSweep: { tmp: number; orphans: number } = { tmp: 0, orphans: 0 };
 
   private constructor(
     private readonly space: BlobSpace,
@@ -83,9 +87,6 @@ export class DiskObjectStore implements ObjectStore {
     await store.sweep();
     return store;
   }
-
-  /** Unlinks of replaced blobs still running (bounded by the writes in flight). */
-  private readonly unlinking = new Set<Promise<void>>();
 
   private unlinkBlob(id: string): void {
     const p: Promise<void> = unlinkQuietly(this.space.pathOf(id))
@@ -139,9 +140,6 @@ export class DiskObjectStore implements ObjectStore {
     this.lastSweep = { tmp, orphans };
     return this.lastSweep;
   }
-
-  /** What the sweep on open removed (for logs and tests). */
-  lastSweep: { tmp: number; orphans: number } = { tmp: 0, orphans: 0 };
 
   /** Starts the admission; the caller awaits it before committing. */
   private admit(hooks: ChangeHooks, intent: ChangeIntent): Promise<unknown> {
