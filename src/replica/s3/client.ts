@@ -45,7 +45,10 @@ export function createS3Client(config: S3ClientConfig): S3Client {
     // Two attempts: the second covers a keep-alive socket the server closed
     // (moto closes after every response). The primary retries on its own.
     maxAttempts: 2,
-    requestHandler: { requestTimeout: timeout, connectionTimeout: timeout },
+    // Idle (not total) socket timeout: a multi-GiB copy may take long, a
+    // server that stops answering may not. (requestTimeout in this SDK
+    // version is total and only warns unless told to throw.)
+    requestHandler: { socketTimeout: timeout, connectionTimeout: timeout },
   });
 }
 

@@ -29,7 +29,7 @@ import {
 } from '@aws-sdk/client-s3';
 import type { ObjectMeta } from '../../objects/types.ts';
 import { mapS3Error } from './client.ts';
-import { forEachPart, planParts } from './parts.ts';
+import { exactLength, forEachPart, planParts } from './parts.ts';
 
 /** Reserved user-metadata names (x-amz-meta-lookahead-*): a client's own
  * metadata of the same name is overwritten on the target. */
@@ -112,20 +112,27 @@ async function singleCopy(
   body: Readable,
   options: CopyOptions,
 ): Promise<string | undefined> {
+  // A source that fails (or is shorter than its metadata) aborts the
+  // request at once instead of leaving the target waiting for bytes.
+  const abort = new AbortController();
+  const guarded = exactLength(body, meta.size);
+  guarded.once('error', (err) => abort.abort(err));
   try {
     const out = await client.send(
       new PutObjectCommand({
         Bucket: target.bucket,
         Key: target.key,
-        Body: body,
+        Body: guarded,
         ContentLength: meta.size,
         ContentMD5: md5Hex.test(meta.etag) ? Buffer.from(meta.etag, 'hex').toString('base64') : undefined,
         ...commonFields(meta, options),
         ...checksumField(meta, options),
       }),
+      { abortSignal: abort.signal },
     );
     return out.ETag?.replace(/"/g, '');
   } catch (err) {
+    if (abort.signal.aborted) throw abort.signal.reason;
     throw mapS3Error(err, `PUT ${target.bucket}/${target.key}`);
   }
 }

@@ -2,7 +2,7 @@
 // to a consumer (an UploadPart request) as its own stream, without ever
 // holding more than a chunk plus the part stream's buffer in memory.
 
-import { PassThrough } from 'node:stream';
+import { PassThrough, Transform } from 'node:stream';
 import type { Readable } from 'node:stream';
 import { once } from 'node:events';
 import { partSizeBytesMax, partSizeBytesMin, partNumberMax } from '../../core/limits.ts';
@@ -86,4 +86,26 @@ export async function forEachPart<T>(
   const extra = carry !== undefined && carry.length > 0 ? carry.length : 0;
   if (extra > 0 || !(await iterator.next()).done) throw new BodyLengthError(expected, fed + Math.max(extra, 1));
   return results;
+}
+
+/**
+ * Passes `body` through, failing the stream when it carries fewer or more
+ * than `size` bytes: a short body with a declared Content-Length would
+ * otherwise leave the request waiting for bytes that never come, and the
+ * failure aborts the request so the target commits nothing.
+ */
+export function exactLength(body: Readable, size: number): Readable {
+  let seen = 0;
+  const guard = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      seen += chunk.length;
+      if (seen > size) done(new BodyLengthError(size, seen));
+      else done(null, chunk);
+    },
+    flush(done) {
+      done(seen === size ? null : new BodyLengthError(size, seen));
+    },
+  });
+  body.once('error', (err) => guard.destroy(err));
+  return body.pipe(guard);
 }

@@ -359,12 +359,9 @@ export class S3Target implements ReplicaTarget {
     await this.checkCopyEpoch(copy.epoch);
     const { meta } = copy;
     const loc = this.objectLocation(meta.bucket, meta.key);
-    if (this.checkSeq) {
-      const held = await this.heldSeq(loc);
-      if (held !== undefined && held >= meta.seq) {
-        body.resume();
-        return false;
-      }
+    if (this.checkSeq && (await this.holdsNewer(loc, meta))) {
+      body.resume();
+      return false;
     }
     await copyObject(this.client, loc, meta, body, this.copyOptions);
     return true;
@@ -427,12 +424,25 @@ export class S3Target implements ReplicaTarget {
     }
   }
 
-  /** Seq of the replica on the target; 0 for an object written there by
-   * someone else; undefined when absent. */
+  /** True when the target holds a newer version, or this very version
+   * complete. The same seq with another size is a damaged earlier attempt
+   * (a lax server may keep a truncated upload): copied again. */
+  private async holdsNewer(loc: { bucket: string; key: string }, meta: ObjectCopy['meta']): Promise<boolean> {
+    const held = await this.heldVersion(loc);
+    if (held === undefined || held.seq < meta.seq) return false;
+    return held.seq > meta.seq || held.size === meta.size;
+  }
+
   private async heldSeq(loc: { bucket: string; key: string }): Promise<number | undefined> {
+    return (await this.heldVersion(loc))?.seq;
+  }
+
+  /** Seq and size of the replica on the target (seq 0 for an object written
+   * there by someone else); undefined when absent. */
+  private async heldVersion(loc: { bucket: string; key: string }): Promise<{ seq: number; size: number } | undefined> {
     try {
       const out = await this.client.send(new HeadObjectCommand({ Bucket: loc.bucket, Key: loc.key }));
-      return Number(out.Metadata?.[seqMetaName] ?? 0) || 0;
+      return { seq: Number(out.Metadata?.[seqMetaName] ?? 0) || 0, size: out.ContentLength ?? -1 };
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw mapS3Error(err, `HEAD ${loc.bucket}/${loc.key}`);

@@ -127,8 +127,11 @@ describe('S3Target fencing', () => {
     expect(err).toBeInstanceOf(FencedError);
     expect((err as FencedError).epoch).toBe(2);
     expect((err as FencedError).primary).toBe('http://s3-direct');
+    // The refused message's delta may be on the target (its PUT overlaps
+    // the state read): an unacked addition only widens the at-risk list.
     const view = await operator.readRecord();
-    expect(view.entries.map((e) => e.id)).toEqual([1]);
+    expect(view.entries.map((e) => e.id)).toContain(1);
+    expect(view.entries.length).toBeLessThanOrEqual(2);
     expect(await operator.health()).toMatchObject({ role: 'primary', epoch: 2 });
   });
 });
@@ -146,13 +149,22 @@ describe('S3Target object copies', () => {
     expect(head).toMatchObject({ etag, size: body.length, seq: 9 });
   });
 
-  it('a body shorter than its metadata says fails and leaves nothing behind', async () => {
+  it('a body shorter or longer than its metadata fails fast; the next good copy heals the key', async () => {
     const { url } = newUrl();
     const t = target(url);
     await t.openSession('p', 1);
-    const meta: ObjectMeta = { v: 1, bucket: 'b', key: 'short', size: 100, etag: 'x', lastModified: 0, seq: 1, headers: {}, userMeta: {}, tags: {}, blobs: [] };
-    await expect(t.putObject({ epoch: 1, meta }, Readable.from([Buffer.alloc(10)]))).rejects.toThrow();
-    expect(await t.headObject('b', 'short')).toBeUndefined();
+    const good = Buffer.alloc(100, 1);
+    const etag = createHash('md5').update(good).digest('hex');
+    const meta: ObjectMeta = { v: 1, bucket: 'b', key: 'short', size: 100, etag, lastModified: 0, seq: 1, headers: {}, userMeta: {}, tags: {}, blobs: [] };
+    const started = Date.now();
+    await expect(t.putObject({ epoch: 1, meta }, Readable.from([Buffer.alloc(10)]))).rejects.toThrow('body length 10');
+    await expect(t.putObject({ epoch: 1, meta: { ...meta, size: 5 } }, Readable.from([Buffer.alloc(10)]))).rejects.toThrow('body length');
+    expect(Date.now() - started).toBeLessThan(5000);
+    // s3rver keeps what it got of an aborted upload; a retry of the same
+    // seq must not count that as "already there".
+    expect(await t.putObject({ epoch: 1, meta }, Readable.from([good]))).toBe(true);
+    expect(await t.headObject('b', 'short')).toMatchObject({ size: 100, seq: 1, targetEtag: etag });
+    expect(await t.putObject({ epoch: 1, meta }, Readable.from([good]))).toBe(false);
   });
 });
 
