@@ -134,7 +134,7 @@ class Selection {
   /** Takes removable ids passing `filter`, least recently active first,
    * while `more()` and the budget allow. */
   leastRecent(filter: (id: number) => boolean, more: () => boolean): void {
-    const candidates = [...this.allIds()].filter((id) => this.removable(id) && filter(id));
+    const candidates = this.allIds().filter((id) => this.removable(id) && filter(id));
     // Stable sort: equal ages keep generation order (oldest added first).
     candidates.sort((a, b) => this.age(b) - this.age(a) || 0);
     for (const id of candidates) {
@@ -143,8 +143,12 @@ class Selection {
     }
   }
 
-  private *allIds(): Generator<number> {
-    for (const { ids } of this.input.record.generations()) yield* ids;
+  private all: number[] | undefined;
+
+  /** Every id, oldest generation first (computed once: bitmap iteration is slow). */
+  private allIds(): number[] {
+    this.all ??= this.input.record.generations().flatMap(({ ids }) => ids.toArray());
+    return this.all;
   }
 }
 
