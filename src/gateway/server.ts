@@ -94,6 +94,12 @@ class GatewayServer implements Gateway {
     this.clock = options.clock ?? systemClock;
     this.deps = { store: options.store, region: options.region, xml: this.xml, now: () => this.clock.now() };
     this.app.proxy = false;
+    // Koa reports errors of finished responses here (mostly clients that hung
+    // up mid-body). Ours go to pino; koa's default would print to stderr.
+    this.app.on('error', (err: Error & { code?: string }) => {
+      const clientGone = err.code === 'ECONNRESET' || err.code === 'HPE_INVALID_EOF_STATE' || err.message === 'aborted';
+      options.logger[clientGone ? 'debug' : 'warn']({ err }, 'connection error');
+    });
     this.app.use(async (ctx, next) => {
       const requestId = this.requestIds.next();
       ctx.res.setHeader('x-amz-request-id', requestId);

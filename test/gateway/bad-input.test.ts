@@ -3,7 +3,7 @@
 
 import { createHash } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
-import net from 'node:net';
+import http from 'node:http';
 import { join } from 'node:path';
 import zlib from 'node:zlib';
 import {
@@ -16,7 +16,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { rawRequest, send, signedChunkedPut, xmlText, type RawResponse } from '../helpers/http.ts';
+import { rawRequest, send, signedChunkedPut, signer, xmlText, type RawResponse } from '../helpers/http.ts';
 import { startTestGateway, type TestGateway } from '../helpers/server.ts';
 
 let gw: TestGateway;
@@ -185,20 +185,26 @@ describe('digests and checksums', () => {
     });
   });
 
-  it('a body cut short by the client leaves no temp file', async () => {
+  it('a signed body cut short by the client leaves no temp file, and the gateway keeps serving', async () => {
     await leavesNothing(async () => {
-      const signed = await rawRequest(gw, { method: 'HEAD', path: `/${bucket}` });
-      expect(signed.status).toBe(200);
+      const headers = {
+        host: `127.0.0.1:${gw.port}`,
+        'content-length': String(1024 * 1024),
+        'x-amz-content-sha256': 'UNSIGNED-PAYLOAD',
+      };
+      const signed = await signer(gw).sign({ method: 'PUT', protocol: 'http:', hostname: '127.0.0.1', port: gw.port, path: `/${bucket}/cut`, query: {}, headers });
       await new Promise<void>((resolve) => {
-        const sock = net.connect(gw.port, '127.0.0.1', () => {
-          // Unsigned on purpose: the request is refused or cut; either way nothing may remain.
-          sock.write(`PUT /${bucket}/cut HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n${'a'.repeat(1000)}`);
-          setTimeout(() => sock.destroy(), 50);
-        });
-        sock.on('close', () => resolve());
-        sock.on('error', () => resolve());
+        const req = http.request({ host: '127.0.0.1', port: gw.port, method: 'PUT', path: `/${bucket}/cut`, headers: signed.headers, agent: false });
+        req.on('error', () => resolve());
+        req.on('close', () => resolve());
+        req.write(Buffer.alloc(200_000, 1), () => setTimeout(() => req.destroy(), 50));
       });
+      // Give the server a moment to notice the reset before checking the disk.
+      await new Promise((r) => setTimeout(r, 100));
     });
+    const after = await rawRequest(gw, { method: 'PUT', path: `/${bucket}/after-cut`, body: 'still serving' });
+    expect(after.status).toBe(200);
+    await rawRequest(gw, { method: 'DELETE', path: `/${bucket}/after-cut` });
   });
 });
 
