@@ -138,6 +138,13 @@ describe.skipIf(skipReason !== undefined)('operator console (chromium)', () => {
       expect(await textOf(page, 'resync-phase')).toBe('copying');
       await expect.poll(() => textOf(page, 'link-state'), { timeout: 10_000 }).toBe('degraded');
 
+      record.fenced = true;
+      await expect.poll(() => textOf(page, 'link-state'), { timeout: 10_000 }).toBe('fenced');
+      expect(await textOf(page, 'self-role')).toBe('fenced (was primary)');
+      record.fenced = false;
+      record.peer = 'ok';
+      await expect.poll(() => textOf(page, 'link-state'), { timeout: 10_000 }).toBe('healthy');
+
       await page.fill('#record-search', '');
       await expect.poll(() => page.locator('#record-list tr').count(), { timeout: 10_000 }).toBe(4);
       await screenshot(page, 'console-primary.png');

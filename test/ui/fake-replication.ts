@@ -17,6 +17,7 @@ export class FakeRecord implements ChangeHooks {
   misses = 0;
   peer: ReplicaStatus['peer'] = 'ok';
   resync: ResyncProgress | undefined;
+  fenced = false;
 
   constructor(readonly entriesMax: number) {}
 
@@ -51,7 +52,7 @@ export class FakeRecord implements ChangeHooks {
   status(): ReplicaStatus & { recordEntriesMax: number } {
     const total = this.hits + this.misses;
     return {
-      role: 'primary',
+      role: this.fenced ? 'fenced' : 'primary',
       peer: this.peer,
       epoch: 3,
       recordSize: this.idOf.size,

@@ -8,7 +8,7 @@ import { consoleRecordListMax, consoleSearchCharsMax } from '../../src/core/limi
 import { locationName } from '../../src/predict/locations.ts';
 import type { Location } from '../../src/predict/types.ts';
 import { parseBasicAuthorization, secretsEqual } from '../../src/gateway/ui/basic-auth.ts';
-import { buildRecordView, kindOfName, parseRecordQuery } from '../../src/gateway/ui/record-view.ts';
+import { buildRecordView, kindOfName, parseRecordQuery, recordViewOfNames } from '../../src/gateway/ui/record-view.ts';
 
 const location: fc.Arbitrary<Location> = fc.oneof(
   fc.record({ kind: fc.constant('key' as const), bucket: fc.constantFrom('b1', 'b2'), key: fc.string({ minLength: 1, maxLength: 8 }) }),
@@ -56,6 +56,15 @@ describe('buildRecordView', () => {
     expect(kindOfName('u/b/id/k')).toBe('upload');
     expect(kindOfName('b/b')).toBe('bucket');
     expect(kindOfName('zz')).toBe('unknown');
+  });
+});
+
+describe('recordViewOfNames', () => {
+  it('views a record known by names only', () => {
+    const view = recordViewOfNames(['k/b/a', 'p/b/x/', 'k/b/c'], { search: 'k/', limit: 1 }, 10);
+    expect(view).toMatchObject({ size: 3, entriesMax: 10, matched: 2, entries: [{ name: 'k/b/a', kind: 'key' }] });
+    expect(view.byKind).toMatchObject({ key: 2, prefix: 1 });
+    expect(view.generations).toBeUndefined();
   });
 });
 

@@ -115,3 +115,14 @@ export function buildRecordView(source: RecordSource): RecordView {
   }
   return view;
 }
+
+/** The view of a record known by its names only (the secondary's
+ * SecondaryService.recordNames()). */
+export function recordViewOfNames(names: readonly string[], query: RecordQuery, entriesMax?: number): RecordView {
+  return buildRecordView({
+    ids: names.keys(),
+    nameOf: (i) => names[i],
+    ...query,
+    ...(entriesMax !== undefined ? { entriesMax } : {}),
+  });
+}

@@ -244,7 +244,7 @@
   /** Per-second samples {t, hits, misses, puts, putMsSum, putMsMax}. */
   function samplesOf(s) {
     if (s.writes && Array.isArray(s.writes.samples)) {
-      return { samples: s.writes.samples, now: isNum(s.writes.now) ? s.writes.now : Date.now(), timed: true };
+      return { samples: s.writes.samples, now: isNum(s.writes.now) ? s.writes.now : Date.now(), timed: true, counted: true };
     }
     // No server history: derive per-poll deltas of the replication counters.
     const r = s.replication;
@@ -257,7 +257,7 @@
       }
       state.lastCounters = { hits: r.hits, misses: r.misses };
     }
-    return { samples: state.clientSamples, now: Date.now(), timed: false };
+    return { samples: state.clientSamples, now: Date.now(), timed: false, counted: Boolean(r) };
   }
 
   function bucketize(samples, now) {
@@ -338,13 +338,13 @@
   }
 
   function renderCharts(s) {
-    const { samples, now, timed } = samplesOf(s);
+    const { samples, now, timed, counted } = samplesOf(s);
     const { buckets } = bucketize(samples, now);
     drawChart($('chart-miss'), {
       series: [buckets.map((b) => (b.hits + b.misses > 0 ? b.misses / (b.hits + b.misses) : null))],
       yMax: 1,
       fmtY: (v) => Math.round(v * 100) + '%',
-      emptyText: 'no writes in the last ' + historyMs / 60000 + ' minutes',
+      emptyText: counted ? 'no writes in the last ' + historyMs / 60000 + ' minutes' : 'this site reports no write statistics',
     });
     drawChart($('chart-latency'), {
       series: [
