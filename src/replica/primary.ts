@@ -293,6 +293,11 @@ export class PrimaryReplicator implements ChangeHooks {
     };
   }
 
+  /** Whether R' holds the id (guard for releasing ids). */
+  inRecord(id: number): boolean {
+    return this.rPrime.has(id) || this.pendingRemovals.has(id);
+  }
+
   /** R' ids (for tests and the simulation's R' ⊆ R check). */
   recordIds(): number[] {
     return this.rPrime.toBitmap().toArray();
