@@ -116,7 +116,8 @@ const methodPrefix: Record<string, string> = {
 /** Percent-decodes to bytes, then UTF-8 strictly: invalid input is null. */
 export function percentDecode(raw: string, plusIsSpace = false): string | null {
   const text = plusIsSpace ? raw.replace(/\+/g, ' ') : raw;
-  if (!text.includes('%')) return text;
+  // Fast path: plain ASCII without escapes is already the answer.
+  if (!/[%\u0080-\uffff]/.test(text)) return text;
   const bytes: number[] = [];
   for (let i = 0; i < text.length; i++) {
     const ch = text.charCodeAt(i);
@@ -125,11 +126,12 @@ export function percentDecode(raw: string, plusIsSpace = false): string | null {
       if (!/^[0-9a-fA-F]{2}$/.test(hex)) return null;
       bytes.push(parseInt(hex, 16));
       i += 2;
-    } else if (ch < 0x80) {
+    } else if (ch < 0x100) {
+      // Node hands over URLs and headers as latin1: one char per raw byte,
+      // so unencoded UTF-8 arrives as its bytes.
       bytes.push(ch);
     } else {
-      // Unencoded non-ASCII (raw UTF-8 read as latin1 by node, or a JS
-      // string): re-encode the code unit run as UTF-8.
+      // Only JS-built strings get here: encode the code point as UTF-8.
       const cp = text.codePointAt(i)!;
       bytes.push(...Buffer.from(String.fromCodePoint(cp), 'utf8'));
       if (cp > 0xffff) i++;

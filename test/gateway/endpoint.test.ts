@@ -210,6 +210,11 @@ describe('percentDecode', () => {
     expect(percentDecode('a+b')).toBe('a+b');
     expect(percentDecode('%ED%A0%80')).toBeNull(); // a lone surrogate encoded as UTF-8
   });
+  it('reads unencoded characters as the raw bytes node passes (latin1)', () => {
+    const rawUtf8 = Buffer.from('é/日本', 'utf8').toString('latin1');
+    expect(percentDecode(rawUtf8)).toBe('é/日本');
+    expect(percentDecode('\u00e9')).toBeNull(); // a lone 0xE9 byte is not UTF-8
+  });
 });
 
 describe('POST on a bucket', () => {

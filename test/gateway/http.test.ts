@@ -107,6 +107,17 @@ describe('anonymous access', () => {
   });
 });
 
+describe('unencoded UTF-8 in x-amz-copy-source', () => {
+  it('is read as the UTF-8 key it spells (node passes header bytes as latin1)', async () => {
+    const put = await rawRequest(gw, { method: 'PUT', path: `/${bucket}/${encodeURIComponent('é 日本.txt')}`, body: 'raw utf8' });
+    expect(put.status).toBe(200);
+    const rawSource = Buffer.from(`${bucket}/é 日本.txt`, 'utf8').toString('latin1');
+    const copy = await rawRequest(gw, { method: 'PUT', path: `/${bucket}/copied-raw`, headers: { 'x-amz-copy-source': rawSource } });
+    expect(copy.status, copy.text).toBe(200);
+    expect((await rawRequest(gw, { method: 'GET', path: `/${bucket}/copied-raw` })).text).toBe('raw utf8');
+  });
+});
+
 describe('Expect: 100-continue', () => {
   function putExpecting(headers: Record<string, string>, body: Buffer): Promise<{ continued: boolean; status: number; text: string }> {
     return new Promise((resolve, reject) => {
