@@ -425,6 +425,7 @@ export class LmdbLocationIds implements LocationIds {
     this.names.putSync(name, encodeU32(id));
     this.ids.putSync(id, Buffer.concat([Buffer.of(locationIdsFormatVersion), Buffer.from(name, 'utf8')]));
     this.freeDb.removeSync(id);
+    this.free.delete(id); // a bound id (bind after release) is not free
   }
 }
 

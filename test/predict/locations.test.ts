@@ -16,6 +16,7 @@ import {
   parentPrefix,
   parseLocationName,
 } from '../../src/predict/locations.ts';
+import { LmdbRecordStore } from '../../src/predict/record.ts';
 import type { Location, LocationIds } from '../../src/predict/types.ts';
 
 describe('location names', () => {
@@ -182,6 +183,32 @@ describe('LmdbLocationIds', () => {
     expect(await again.idOf('k/b/d')).toBe(b); // from the durable free list
     const e = await again.idOf('k/b/e');
     expect([a, b, c]).not.toContain(e); // the counter survived
+  });
+
+  it('bindSync and releaseSync commit inside a record save, atomically with it', async () => {
+    const { root, dir } = openRoot();
+    const ids = new LmdbLocationIds(root);
+    const store = new LmdbRecordStore(root);
+    const record = await store.load();
+    await ids.bind([{ id: 3, name: 'k/b/three' }]);
+    record.add([3, 9], 1);
+    await store.save(record, () => {
+      ids.releaseSync([3]);
+      ids.bindSync([{ id: 9, name: 'k/b/nine' }]);
+    });
+    // Bound again after its release: id 3 must not stay on the free list.
+    await ids.bind([{ id: 3, name: 'k/b/three-again' }]);
+    expect(await ids.idOf('k/b/fresh')).toBe(10);
+    await root.close();
+    roots.splice(roots.indexOf(root), 1);
+
+    const root2 = openRoot(dir).root;
+    const again = new LmdbLocationIds(root2);
+    expect(again.peek('k/b/nine')).toBe(9);
+    expect(again.peek('k/b/three')).toBeUndefined();
+    expect(again.nameOf(3)).toBe('k/b/three-again');
+    expect((await new LmdbRecordStore(root2).load()).toBitmap().toArray()).toEqual([3, 9]);
+    expect(await again.idOf('k/b/next')).toBe(11);
   });
 
   it('release asserts the id is not in the record', async () => {
