@@ -40,8 +40,8 @@ interface Response {
 export class GatewayTarget implements ReplicaTarget {
   private readonly agent: http.Agent;
   private readonly base: URL;
-  /** Requests sent (tests check that a hit sends none). */
-  requests = 0;
+  /** Requests sent, by path (tests check that a hit sends no record message). */
+  readonly sent = new Map<string, number>();
 
   constructor(private readonly options: GatewayTargetOptions) {
     this.base = new URL(options.url);
@@ -104,7 +104,7 @@ export class GatewayTarget implements ReplicaTarget {
     body: Buffer | Readable | undefined,
     length: number,
   ): Promise<Response> {
-    this.requests++;
+    this.sent.set(path, (this.sent.get(path) ?? 0) + 1);
     const url = `${replicaPathPrefix}${path}`;
     const headers: Record<string, string> = {
       ...signHeaders(this.options.secret, {

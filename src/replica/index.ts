@@ -49,7 +49,7 @@ export interface PrimaryReplicationOptions {
   clock: Clock;
   random: Random;
   /** Overrides of defaultPrimaryConfig; `site` names this gateway. */
-  config?: Partial<PrimaryConfig> & { site: string };
+  config?: Partial<PrimaryConfig>;
   predictors?: PredictorConfig;
   /** Keys under a prefix, capped (the same-prefix predictor's group cap). */
   keysUnderPrefix?: (bucket: string, prefix: string) => number;
@@ -71,7 +71,7 @@ export function createPrimaryReplication(options: PrimaryReplicationOptions): Pr
   const predictorConfig = options.predictors ?? defaultPredictorConfig;
   const predictions = new Predictions(predictorConfig);
   const recent = new RecentWrites({ windowMs: Math.max(predictorConfig.hotMs, 60_000) });
-  const config: PrimaryConfig = { ...defaultPrimaryConfig, ...options.config };
+  const config: PrimaryConfig = { ...defaultPrimaryConfig, site: 'primary', ...options.config };
   let replicator: PrimaryReplicator | undefined;
   const durable = new LmdbPrimaryDurable(options.root, (id) => replicator?.inRecord(id) ?? false);
   replicator = new PrimaryReplicator({
