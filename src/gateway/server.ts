@@ -196,6 +196,29 @@ class GatewayServer implements Gateway {
     await writeReply(res, reply, req.method ?? 'GET');
   }
 
+  /**
+   * Requests node's parser refused before any handler ran. Oversized headers
+   * still get an S3 error body with a request id; other garbage a plain 400.
+   */
+  private clientError(err: NodeJS.ErrnoException, socket: Socket): void {
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const requestId = this.requestIds.next();
+    const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+    const body = this.xml.buildPlain('Error', {
+      Code: tooLarge ? 'RequestHeaderSectionTooLarge' : 'BadRequest',
+      Message: tooLarge ? 'Your request header section exceeds the maximum allowed size.' : 'The request could not be parsed.',
+      ...(tooLarge ? { MaxSizeAllowed: String(requestHeaderBytesMax) } : {}),
+      RequestId: requestId,
+    });
+    socket.end(
+      `HTTP/1.1 400 Bad Request\r\nx-amz-request-id: ${requestId}\r\ncontent-type: application/xml\r\n` +
+        `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    );
+  }
+
   listen(host: string, port: number): Promise<{ server: http.Server; port: number }> {
     const handler = this.app.callback();
     const server = http.createServer(
@@ -214,6 +237,7 @@ class GatewayServer implements Gateway {
       this.awaitingContinue.add(req);
       void handler(req, res);
     });
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.clientError(err, socket));
     server.on('connection', (socket: Socket) => {
       this.sockets.add(socket);
       socket.once('close', () => this.sockets.delete(socket));

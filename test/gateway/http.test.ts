@@ -86,6 +86,17 @@ describe('request ids and error bodies', () => {
   });
 });
 
+describe('requests node refuses before any handler', () => {
+  it('headers over the size limit get RequestHeaderSectionTooLarge with a request id', async () => {
+    const r = await send(gw.port, 'GET', `/${bucket}/k`, { 'x-amz-meta-big': 'v'.repeat(20 * 1024) });
+    expect(r.status).toBe(400);
+    expect(xmlText(r.text, 'Code')).toBe('RequestHeaderSectionTooLarge');
+    expect(r.headers['x-amz-request-id']).toMatch(/^[0-9A-F]{16}$/);
+    expect(xmlText(r.text, 'RequestId')).toBe(r.headers['x-amz-request-id']);
+    expect((await rawRequest(gw, { method: 'HEAD', path: `/${bucket}` })).status).toBe(200);
+  });
+});
+
 describe('anonymous access', () => {
   it('unsigned requests are AccessDenied on ordinary buckets', async () => {
     expectError(await rawRequest(gw, { method: 'GET', path: `/${bucket}/private.txt`, anonymous: true }), 403, 'AccessDenied');
