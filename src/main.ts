@@ -1,9 +1,10 @@
 // `lookahead`: the command-line entry point and composition root.
 
-import { resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { defaultPredictorConfig, parsePredictorNames } from './predict/predictions.ts';
 import { adminCall, type AdminEndpoint } from './cli/admin-client.ts';
 import { startSite, type RunningSite, type SiteConfig } from './cli/site.ts';
 
@@ -32,6 +33,35 @@ interface ServeFlags {
   keysFile?: string;
   anonymousRead: string[];
   logLevel: string;
+  secondary?: string;
+  primaryUrl?: string;
+  replicationSecret?: string;
+  onSecondaryDown?: 'degraded' | 'refuse';
+  recordEntriesMax?: number;
+  predictors?: string;
+}
+
+function replicationConfig(flags: ServeFlags): SiteConfig['replication'] {
+  if (flags.role === 'single') return undefined;
+  const secret = flags.replicationSecret ?? process.env.LOOKAHEAD_REPLICATION_SECRET;
+  if (!secret) fail(`--role ${flags.role} needs --replication-secret (or LOOKAHEAD_REPLICATION_SECRET)`);
+  if (flags.role === 'primary' && !flags.secondary) fail('--role primary needs --secondary URL');
+  return {
+    secret,
+    onSecondaryDown: flags.onSecondaryDown ?? 'degraded',
+    predictors: flags.predictors
+      ? { ...defaultPredictorConfig, enabled: parsePredictorNames(flags.predictors) }
+      : defaultPredictorConfig,
+    ...(flags.secondary ? { secondaryUrl: flags.secondary } : {}),
+    ...(flags.primaryUrl ? { primaryUrl: flags.primaryUrl } : {}),
+    ...(flags.recordEntriesMax ? { recordEntriesMax: flags.recordEntriesMax } : {}),
+  };
+}
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`not a positive integer: ${value}`);
+  return n;
 }
 
 function siteConfig(flags: ServeFlags): SiteConfig {
@@ -45,6 +75,7 @@ function siteConfig(flags: ServeFlags): SiteConfig {
     anonymousReadBuckets: flags.anonymousRead,
     logLevel: flags.logLevel,
     env: process.env,
+    ...(flags.role !== 'single' ? { replication: replicationConfig(flags) } : {}),
     ...(flags.baseDomain ? { baseDomain: flags.baseDomain } : {}),
     ...(flags.keysFile ? { keysFile: resolve(flags.keysFile) } : {}),
   };
@@ -89,7 +120,17 @@ export function buildProgram(): Command {
       .description('run one gateway site')
       .option('--data <dir>', 'data directory', './data')
       .option('--listen <host:port>', 'address to listen on (port 0 picks a free one)', defaultListen)
-      .addOption(new Option('--role <role>', 'site role').choices(['single', 'primary', 'secondary']).default('single')),
+      .addOption(new Option('--role <role>', 'site role').choices(['single', 'primary', 'secondary']).default('single'))
+      .option('--secondary <url>', 'primary: the secondary gateway, e.g. http://10.0.0.2:9000')
+      .option('--primary-url <url>', 'secondary: the primary, named in errors clients get for writes here')
+      .option('--replication-secret <secret>', 'shared inter-site secret (default: LOOKAHEAD_REPLICATION_SECRET)')
+      .addOption(
+        new Option('--on-secondary-down <mode>', 'primary: keep serving (degraded) or refuse writes that miss')
+          .choices(['degraded', 'refuse'])
+          .default('degraded'),
+      )
+      .option('--record-entries-max <n>', 'primary: the record size limit (misses wait for room past it)', positiveInt)
+      .option('--predictors <list>', `primary: predictors on (default ${defaultPredictorConfig.enabled.join(',')})`),
   ).action(async (flags: ServeFlags) => {
     const site = await startSite(siteConfig(flags));
     printSite(site, flags.role);
@@ -98,14 +139,12 @@ export function buildProgram(): Command {
 
   program
     .command('up')
-    .description('the main job on embedded defaults: a gateway on 127.0.0.1:9000, data under ./data')
-    .option('--data <dir>', 'data directory', './data')
-    .action(async (flags: { data: string }) => {
-      const site = await startSite(
-        siteConfig({ data: join(flags.data, 'primary'), listen: defaultListen, role: 'single', region: 'us-east-1', anonymousRead: [], logLevel: 'warn' }),
-      );
-      printSite(site, 'single site');
-      stopOnSignals([site]);
+    .description('the main job on embedded defaults: a primary on 127.0.0.1:9000 replicating to a secondary on 127.0.0.1:9001')
+    .option('--data <dir>', 'data directory (primary/ and secondary/ under it)', './data')
+    .option('--log-level <level>', 'pino log level (logs go to stderr)', 'warn')
+    .action(async (flags: { data: string; logLevel: string }) => {
+      const sites = await startPair(resolve(flags.data), flags.logLevel);
+      stopOnSignals(sites);
     });
 
   addAdminOptions(
@@ -119,6 +158,37 @@ export function buildProgram(): Command {
     });
 
   return program;
+}
+
+/** The inter-site secret of `up`: generated once, kept beside both data dirs. */
+async function pairSecret(dataDir: string): Promise<string> {
+  const path = join(dataDir, 'replication-secret');
+  try {
+    return (await readFile(path, 'utf8')).trim();
+  } catch {
+    const secret = randomBytes(24).toString('base64url');
+    await writeFile(path, `${secret}\n`, { mode: 0o600, flag: 'wx' });
+    return secret;
+  }
+}
+
+async function startPair(dataDir: string, logLevel: string): Promise<RunningSite[]> {
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const secret = process.env.LOOKAHEAD_REPLICATION_SECRET ?? (await pairSecret(dataDir));
+  const base = { region: 'us-east-1', anonymousRead: [], logLevel, replicationSecret: secret };
+  const secondary = await startSite(
+    siteConfig({ ...base, data: join(dataDir, 'secondary'), listen: '127.0.0.1:9001', role: 'secondary', primaryUrl: 'http://127.0.0.1:9000' }),
+  );
+  // One key pair for both sites, so clients keep theirs after a failover.
+  const env = { ...process.env, LOOKAHEAD_ACCESS_KEY: secondary.credentials.accessKeyId, LOOKAHEAD_SECRET_KEY: secondary.credentials.secretAccessKey };
+  const primary = await startSite({
+    ...siteConfig({ ...base, data: join(dataDir, 'primary'), listen: defaultListen, role: 'primary', secondary: secondary.endpoint }),
+    env,
+  });
+  printSite(primary, 'primary');
+  console.log(`lookahead listening on ${secondary.endpoint} (secondary, same keys; replicas of the primary)`);
+  console.log(`  status: npx lookahead status --endpoint ${primary.endpoint} --data ${join(dataDir, 'secondary')}`);
+  return [primary, secondary];
 }
 
 interface AdminFlags {

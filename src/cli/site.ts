@@ -5,13 +5,36 @@ import { mkdir } from 'node:fs/promises';
 import type Router from '@koa/router';
 import pino, { type Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
-import { systemClock } from '../core/clock.ts';
+import { noReplication, type ChangeHooks } from '../core/changes.ts';
+import { systemClock, systemRandom } from '../core/clock.ts';
 import { createAdminRouter } from '../gateway/admin.ts';
 import { loadCredentials, type KeyPair } from '../gateway/credentials.ts';
 import { createGateway, type Gateway } from '../gateway/server.ts';
 import { DiskObjectStore, openMetaDb } from '../objects/store.ts';
+import type { ObjectStore } from '../objects/types.ts';
+import { defaultPredictorConfig, type PredictorConfig } from '../predict/predictions.ts';
+import {
+  createPrimaryReplication,
+  createSecondaryReplication,
+  type OnSecondaryDown,
+  type ReplicaTarget,
+} from '../replica/index.ts';
 
 export type Role = 'single' | 'primary' | 'secondary';
+
+export interface ReplicationConfig {
+  /** Shared by both sites; authenticates every inter-site request. */
+  secret: string;
+  /** Primary: where the secondary gateway listens. */
+  secondaryUrl?: string;
+  /** Primary: a ready-made target instead (plain S3 secondary). */
+  target?: ReplicaTarget;
+  /** Secondary: named in the error a client gets for a write here. */
+  primaryUrl?: string;
+  onSecondaryDown: OnSecondaryDown;
+  recordEntriesMax?: number;
+  predictors: PredictorConfig;
+}
 
 export interface SiteConfig {
   role: Role;
@@ -25,6 +48,8 @@ export interface SiteConfig {
   logLevel: string;
   /** Environment to read LOOKAHEAD_* credentials from. */
   env: NodeJS.ProcessEnv;
+  /** Required for the primary and secondary roles. */
+  replication?: ReplicationConfig;
 }
 
 export interface RunningSite {
@@ -36,22 +61,90 @@ export interface RunningSite {
   close(): Promise<void>;
 }
 
+/** What each role adds to a plain gateway. */
+interface RoleParts {
+  hooks: ChangeHooks;
+  routers: Router[];
+  start(store: ObjectStore): Promise<void>;
+  stop(): Promise<void>;
+  status(): Record<string, unknown>;
+}
+
+function replicationOf(config: SiteConfig): ReplicationConfig {
+  if (!config.replication) throw new Error(`role ${config.role} needs replication settings (a replication secret)`);
+  return config.replication;
+}
+
+function roleParts(config: SiteConfig, db: ReturnType<typeof openMetaDb>, registry: Registry, logger: Logger): RoleParts {
+  switch (config.role) {
+    case 'single':
+      return { hooks: noReplication, routers: [], start: async () => {}, stop: async () => {}, status: () => ({}) };
+    case 'primary': {
+      const r = replicationOf(config);
+      const repl = createPrimaryReplication({
+        root: db,
+        ...(r.target ? { target: r.target } : { secondaryUrl: r.secondaryUrl, replicationSecret: r.secret }),
+        clock: systemClock,
+        random: systemRandom,
+        config: {
+          site: `${config.host}:${config.port}`,
+          onSecondaryDown: r.onSecondaryDown,
+          ...(r.recordEntriesMax ? { recordEntriesMax: r.recordEntriesMax } : {}),
+        },
+        predictors: r.predictors,
+        registry,
+        log: (message, fields) => logger.info(fields ?? {}, message),
+      });
+      return {
+        hooks: repl.hooks,
+        routers: [],
+        start: (store) => repl.start(store),
+        stop: () => repl.stop(),
+        status: () => ({ replication: repl.status() }),
+      };
+    }
+    case 'secondary': {
+      const r = replicationOf(config);
+      const sec = createSecondaryReplication({
+        root: db,
+        clock: systemClock,
+        replicationSecret: r.secret,
+        ...(r.primaryUrl ? { primaryUrl: r.primaryUrl } : {}),
+      });
+      return {
+        hooks: sec.hooks,
+        routers: [sec.router],
+        start: (store) => sec.start(store),
+        stop: async () => {},
+        status: () => {
+          const s = sec.service();
+          return { replication: { ...s.health(), primary: s.primaryUrl } };
+        },
+      };
+    }
+  }
+}
+
 export async function startSite(config: SiteConfig): Promise<RunningSite> {
   const logger: Logger = pino({ level: config.logLevel, base: { role: config.role } }, pino.destination(2));
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const db = openMetaDb(config.dataDir);
-  const store = await DiskObjectStore.open({ dataDir: config.dataDir, db, defaultRegion: config.region });
-  const creds = await loadCredentials({ dataDir: config.dataDir, env: config.env, keysFile: config.keysFile });
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'lookahead_' });
+  const role = roleParts(config, db, registry, logger);
+  const store = await DiskObjectStore.open({ dataDir: config.dataDir, db, defaultRegion: config.region, hooks: role.hooks });
+  await role.start(store);
+  const creds = await loadCredentials({ dataDir: config.dataDir, env: config.env, keysFile: config.keysFile });
   const startedAt = systemClock.now();
+  let endpoint = '';
   const status = () => ({
     role: config.role,
     endpoint,
     uptimeSeconds: Math.round((systemClock.now() - startedAt) / 1000),
+    ...role.status(),
   });
-  let endpoint = '';
   const extraRouters: Router[] = [
+    ...role.routers,
     createAdminRouter({
       credentials: creds.lookup,
       adminKeys: new Set([creds.primary.accessKeyId]),
@@ -80,8 +173,11 @@ export async function startSite(config: SiteConfig): Promise<RunningSite> {
     credentialsGenerated: creds.generated,
     async close() {
       await gateway.close();
+      await role.stop();
       await store.close();
       await db.close();
     },
   };
 }
+
+export { defaultPredictorConfig };
