@@ -103,8 +103,9 @@ export const blobShardCount = 256;
  * next; concurrent writes then share one directory fsync (group commit). */
 export const blobShardWritesPerTurn = 1024;
 /** Object store: body chunks are gathered up to this size per writev, so tiny
- * chunks (aws-chunked 8 KiB) do not cost one syscall each; bounded memory. */
-export const durableWriteBatchBytes = 1024 * 1024;
+ * chunks (aws-chunked 8 KiB) do not cost one syscall each, and a body this
+ * small is written with a single O_DSYNC write. Held per upload in flight. */
+export const durableWriteBatchBytes = 256 * 1024;
 
 // Plain S3 secondary (src/replica/s3, issue 5).
 /** An object copy larger than this goes to the target as a multipart upload:
@@ -136,3 +137,6 @@ export const requestHeadersMsMax = 60_000;
 /** Idle keep-alive connections stay open this long: longer than SDK clients
  * keep idle sockets, so a client never writes into a socket we are closing. */
 export const keepAliveIdleMs = 65_000;
+/** Object store: initial lmdb map (virtual address space, not disk); it
+ * grows beyond this automatically. ~1 KiB per object: a million objects. */
+export const metaMapBytesInitial = 1024 ** 3;

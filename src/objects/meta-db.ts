@@ -20,6 +20,7 @@
 //   is a durable one (PROTOCOL.md invariant 3).
 
 import { open, type Database, type RootDatabase } from 'lmdb';
+import { metaMapBytesInitial } from '../core/limits.ts';
 import { join } from 'node:path';
 import type { ChecksumAlgorithm, MultipartUpload, ObjectMeta } from './types.ts';
 
@@ -34,7 +35,10 @@ export function openMetaDb(dataDir: string): RootDatabase {
     maxDbs: 64,
     // Durable commits: the commit promise resolves after the fsync.
     overlappingSync: false,
-    // No mapSize: lmdb-js starts small and grows the map when it fills.
+    // Address space reserved up front (the file grows only as pages are
+    // used); lmdb-js grows the map past it when it fills, but each growth
+    // pauses writers, so start where a small site never needs one.
+    mapSize: metaMapBytesInitial,
   });
 }
 
