@@ -8,6 +8,8 @@ import { Registry, collectDefaultMetrics } from 'prom-client';
 import { noReplication, type ChangeHooks } from '../core/changes.ts';
 import { systemClock, systemRandom } from '../core/clock.ts';
 import { createAdminRouter } from '../gateway/admin.ts';
+import { recordViewOfNames, type RecordProvider } from '../gateway/ui/record-view.ts';
+import { WriteStats } from '../gateway/ui/write-stats.ts';
 import { loadCredentials, type KeyPair } from '../gateway/credentials.ts';
 import { createGateway, type Gateway } from '../gateway/server.ts';
 import { DiskObjectStore, openMetaDb } from '../objects/store.ts';
@@ -68,6 +70,8 @@ interface RoleParts {
   start(store: ObjectStore): Promise<void>;
   stop(): Promise<void>;
   status(): Record<string, unknown>;
+  /** The at-risk list for the console (GET /_lookahead/record). */
+  record?: RecordProvider;
 }
 
 function replicationOf(config: SiteConfig): ReplicationConfig {
@@ -120,6 +124,7 @@ function roleParts(config: SiteConfig, db: ReturnType<typeof openMetaDb>, regist
           const s = sec.service();
           return { replication: { ...s.health(), primary: s.primaryUrl } };
         },
+        record: (query) => recordViewOfNames(sec.service().recordNames(), query),
       };
     }
   }
@@ -132,7 +137,10 @@ export async function startSite(config: SiteConfig): Promise<RunningSite> {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'lookahead_' });
   const role = roleParts(config, db, registry, logger);
-  const store = await DiskObjectStore.open({ dataDir: config.dataDir, db, defaultRegion: config.region, hooks: role.hooks });
+  // Hit/miss counts and PUT latency per second, for status and the console.
+  const writeStats = new WriteStats(systemClock);
+  const hooks = writeStats.wrap(role.hooks);
+  const store = await DiskObjectStore.open({ dataDir: config.dataDir, db, defaultRegion: config.region, hooks });
   await role.start(store);
   const creds = await loadCredentials({ dataDir: config.dataDir, env: config.env, keysFile: config.keysFile });
   const startedAt = systemClock.now();
@@ -142,6 +150,7 @@ export async function startSite(config: SiteConfig): Promise<RunningSite> {
     endpoint,
     uptimeSeconds: Math.round((systemClock.now() - startedAt) / 1000),
     ...role.status(),
+    writes: writeStats.snapshot(),
   });
   const extraRouters: Router[] = [
     ...role.routers,
@@ -151,6 +160,7 @@ export async function startSite(config: SiteConfig): Promise<RunningSite> {
       status,
       registry,
       clock: systemClock,
+      ...(role.record ? { record: role.record } : {}),
     }),
   ];
   const gateway: Gateway = createGateway({
