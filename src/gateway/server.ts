@@ -154,6 +154,17 @@ class GatewayServer implements Gateway {
   }
 
   private async s3(req: http.IncomingMessage, res: http.ServerResponse, requestId: string): Promise<void> {
+    const started = this.options.logger.isLevelEnabled('debug') ? performance.now() : undefined;
+    await this.serveS3(req, res, requestId);
+    if (started !== undefined) {
+      // Access log for debugging only: the hot path pays nothing at info level.
+      const ms = Math.round((performance.now() - started) * 10) / 10;
+      const url = (req.url ?? '').replace(/(X-Amz-Signature=)[^&]*/gi, '$1REDACTED');
+      this.options.logger.debug({ requestId, method: req.method, url, status: res.statusCode, ms }, 'request');
+    }
+  }
+
+  private async serveS3(req: http.IncomingMessage, res: http.ServerResponse, requestId: string): Promise<void> {
     const method = req.method ?? 'GET';
     const { rawPath, rawQuery } = splitUrl(req.url ?? '/');
     try {
