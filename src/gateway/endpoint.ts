@@ -408,6 +408,38 @@ function objectOperation(req: EndpointRequest, ref: ObjectRef, q: QueryParams): 
   }
 }
 
+/**
+ * Write headers asking for something we would not do (encryption at rest,
+ * object lock, ACL grants, other storage classes). Accepting them silently
+ * would claim a property the data does not have.
+ */
+function unsupportedWriteHeader(req: EndpointRequest): string | undefined {
+  for (const name of Object.keys(req.headers)) {
+    if (name.startsWith('x-amz-server-side-encryption')) return 'ServerSideEncryption';
+    if (name.startsWith('x-amz-object-lock-')) return 'ObjectLock';
+    if (name.startsWith('x-amz-grant-')) return 'AclGrants';
+  }
+  const acl = header(req, 'x-amz-acl');
+  if (acl !== undefined && acl !== 'private' && acl !== 'bucket-owner-full-control') return 'CannedAcl';
+  const storageClass = header(req, 'x-amz-storage-class');
+  if (storageClass !== undefined && storageClass !== 'STANDARD') return 'StorageClass';
+  return undefined;
+}
+
+const writeKinds: ReadonlySet<OperationKind> = new Set([
+  'PutObject',
+  'CopyObject',
+  'CreateMultipartUpload',
+  'CreateBucket',
+]);
+
+function withWriteHeaderCheck(req: EndpointRequest, op: Operation): Operation {
+  if (!writeKinds.has(op.kind)) return op;
+  const feature = unsupportedWriteHeader(req);
+  if (feature === undefined) return op;
+  return { kind: 'NotImplemented', operation: `${op.kind} with ${feature}`, ...('bucket' in op ? { bucket: op.bucket } : {}) };
+}
+
 export interface ParsedRequest {
   operation: Operation;
   query: QueryParams;
@@ -420,7 +452,7 @@ export function parseRequest(req: EndpointRequest, options: EndpointOptions = {}
     const error = new S3Error('InvalidArgument', 'The query string is not valid percent-encoded UTF-8.');
     return { operation: { kind: 'Invalid', error }, query: new Map() };
   }
-  return { operation: operationOf(req, query, options), query };
+  return { operation: withWriteHeaderCheck(req, operationOf(req, query, options)), query };
 }
 
 function operationOf(req: EndpointRequest, q: QueryParams, options: EndpointOptions): Operation {

@@ -222,3 +222,25 @@ describe('POST on a bucket', () => {
     expect(op('POST', '/bkt')).toMatchObject({ kind: 'NotImplemented', operation: 'PostObject' });
   });
 });
+
+describe('write headers we cannot honour', () => {
+  it('are NotImplemented instead of silently ignored', () => {
+    const cases: Record<string, string>[] = [
+      { 'x-amz-server-side-encryption': 'AES256' },
+      { 'x-amz-server-side-encryption-customer-algorithm': 'AES256' },
+      { 'x-amz-object-lock-mode': 'GOVERNANCE' },
+      { 'x-amz-grant-read': 'uri="http://acs.amazonaws.com/groups/global/AllUsers"' },
+      { 'x-amz-acl': 'public-read' },
+      { 'x-amz-storage-class': 'GLACIER' },
+    ];
+    for (const headers of cases) {
+      expect(op('PUT', '/bkt/k', headers), JSON.stringify(headers)).toMatchObject({ kind: 'NotImplemented' });
+      expect(op('POST', '/bkt/k?uploads', headers)).toMatchObject({ kind: 'NotImplemented' });
+      expect(op('PUT', '/bkt/k', { ...headers, 'x-amz-copy-source': 'src/k' })).toMatchObject({ kind: 'NotImplemented' });
+    }
+    expect(op('PUT', '/bkt/k', { 'x-amz-acl': 'private', 'x-amz-storage-class': 'STANDARD' })).toMatchObject({ kind: 'PutObject' });
+    expect(op('PUT', '/bkt', { 'x-amz-acl': 'public-read' })).toMatchObject({ kind: 'NotImplemented' });
+    // Reads are unaffected.
+    expect(op('GET', '/bkt/k', { 'x-amz-server-side-encryption': 'AES256' })).toMatchObject({ kind: 'GetObject' });
+  });
+});
