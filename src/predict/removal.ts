@@ -17,7 +17,8 @@ export interface RemovalPolicy {
   /** An entry active (added or written) within this many ms is hot: it
    * stays unless room is needed. 0 disables (recency predictor off). */
   hotMs: number;
-  /** An in-sync entry idle this long leaves even below the target. */
+  /** An in-sync entry idle this long leaves even below the target. A hot
+   * entry is never idle: the effective threshold is max(idleMs, hotMs). */
   idleMs: number;
   /** At most this many ids per removal message. */
   removalsMax: number;
@@ -94,7 +95,7 @@ class Selection {
   }
 
   isIdle(id: number): boolean {
-    return this.age(id) >= this.input.policy.idleMs;
+    return this.age(id) >= Math.max(this.input.policy.idleMs, this.input.policy.hotMs);
   }
 
   private age(id: number): number {
