@@ -2,7 +2,7 @@
 // src/replica depends on this file; the implementations live beside it:
 //   locations.ts  names, coveringNames, LmdbLocationIds / MemoryLocationIds
 //   record.ts     GenerationalRecord (R and R'), LmdbRecordStore / MemoryRecordStore
-//   removal.ts    chooseRemovals (claims 13-17), LastWrites
+//   removal.ts    chooseRemovals (claims 13-17), pinnedIds, narrowingFor, LastActive
 //   recent.ts     RecentWrites (PredictContext provider)
 //   predictions.ts Predictions facade, PredictorConfig
 //   workloads.ts  workload generators and simulateMissRate

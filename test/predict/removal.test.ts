@@ -1,7 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { GenerationalRecord } from '../../src/predict/record.ts';
-import { chooseRemovals, LastActive, type RemovalInput, type RemovalPolicy } from '../../src/predict/removal.ts';
+import { MemoryLocationIds } from '../../src/predict/locations.ts';
+import {
+  chooseRemovals,
+  LastActive,
+  narrowingFor,
+  pinnedIds,
+  type RemovalInput,
+  type RemovalPolicy,
+} from '../../src/predict/removal.ts';
 
 const policy: RemovalPolicy = { targetEntries: 100, hotMs: 1_000, idleMs: 10_000, removalsMax: 1_000 };
 
@@ -102,6 +110,43 @@ describe('chooseRemovals', () => {
         },
       ),
     );
+  });
+});
+
+describe('pinnedIds / narrowingFor', () => {
+  const ids = new MemoryLocationIds();
+  const key = ids.assign('k/bk/a/b/c');
+  const parent = ids.assign('p/bk/a/b/');
+  const root = ids.assign('p/bk/');
+  const upload = ids.assign('u/bk/U1/a/b/c');
+  const queued = { kind: 'put' as const, bucket: 'bk', key: 'a/b/c' };
+
+  it('pins the narrowest covering entry in the record, so wider groups may leave', () => {
+    expect([...pinnedIds([queued], ids, new Set([key, parent, root]))]).toEqual([key]);
+    expect([...pinnedIds([queued], ids, new Set([parent, root]))]).toEqual([parent]);
+    expect([...pinnedIds([queued], ids, new Set([root]))]).toEqual([root]);
+    const part = { kind: 'mpu-part' as const, bucket: 'bk', key: 'a/b/c', uploadId: 'U1' };
+    expect([...pinnedIds([part], ids, new Set([upload, root]))]).toEqual([upload]);
+    expect([...pinnedIds([queued], ids, new Set<number>())]).toEqual([]);
+  });
+
+  it('removing every unpinned entry keeps each queued change covered (property)', () => {
+    fc.assert(
+      fc.property(fc.subarray([key, parent, root, upload], { minLength: 1 }), (present) => {
+        const record = recordOf([present]);
+        const choice = chooseRemovals(input(record, {}, { unsynced: pinnedIds([queued], ids, record), need: 10 }));
+        record.remove(choice.ids);
+        const covered = [key, parent, root].some((id) => record.has(id));
+        expect(covered).toBe(present.some((id) => id !== upload));
+      }),
+    );
+  });
+
+  it('narrows an oversized pin to the queued key itself', () => {
+    expect(narrowingFor([queued], ids, new Set([root]), new Set([root]))).toEqual([
+      { kind: 'key', bucket: 'bk', key: 'a/b/c' },
+    ]);
+    expect(narrowingFor([queued], ids, new Set([root, parent]), new Set([root]))).toEqual([]);
   });
 });
 
