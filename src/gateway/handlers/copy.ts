@@ -1,6 +1,7 @@
 // CopyObject and UploadPartCopy.
 
 import { S3Error } from '../../core/errors.ts';
+import { partSizeBytesMax, putObjectBytesMax } from '../../core/limits.ts';
 import type { ObjectMeta, WriteAttributes } from '../../objects/types.ts';
 import type { CopySourceRef, ObjectRef } from '../endpoint.ts';
 import { xmlReply, type Reply } from '../reply.ts';
@@ -68,6 +69,11 @@ function copyAttributes(source: ObjectMeta, rq: RequestState): WriteAttributes |
   return tagging === 'REPLACE' ? { ...base, tags: taggingHeaderOf(rq.req) } : base;
 }
 
+/** S3 copies at most 5 GiB in one request; larger objects copy by parts. */
+function copyTooLarge(max: number): S3Error {
+  return new S3Error('InvalidRequest', `The specified copy source is larger than the maximum allowable size for a copy source: ${max}`);
+}
+
 function sameObject(a: ObjectRef, b: CopySourceRef): boolean {
   return a.bucket === b.bucket && a.key === b.key;
 }
@@ -88,6 +94,7 @@ export async function copyObject(
   }
   const sourceMeta = await deps.store.headObject(op.source.bucket, op.source.key);
   checkCopySourceConditions(sourceMeta, rq);
+  if (sourceMeta.size > putObjectBytesMax) throw copyTooLarge(putObjectBytesMax);
   const attrs = copyAttributes(sourceMeta, rq);
   const ifNoneMatch = header(rq.req, 'if-none-match');
   const meta = await deps.store.copyObject(
@@ -109,6 +116,8 @@ export async function uploadPartCopy(
   const sourceMeta = await deps.store.headObject(op.source.bucket, op.source.key);
   checkCopySourceConditions(sourceMeta, rq);
   const range = parseCopyRange(header(rq.req, 'x-amz-copy-source-range'), sourceMeta.size);
+  const length = range ? range.end - range.start + 1 : sourceMeta.size;
+  if (length > partSizeBytesMax) throw copyTooLarge(partSizeBytesMax);
   const part = await deps.store.uploadPartCopy({
     bucket: op.bucket,
     key: op.key,
