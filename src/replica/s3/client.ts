@@ -4,8 +4,8 @@
 // backs off on TargetRejectedError (4xx: missing bucket, bad request).
 
 import { createHash } from 'node:crypto';
-import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { replicaRequestTimeoutMs } from '../../core/limits.ts';
+import { DeleteObjectCommand, GetObjectCommand, ListObjectsCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { listKeysMax, replicaRequestTimeoutMs } from '../../core/limits.ts';
 import { FencedError, StaleSessionError, TargetRejectedError, TargetUnavailableError } from '../target.ts';
 import { S3RecordFormatError } from './record.ts';
 
@@ -135,28 +135,49 @@ export async function deleteKey(client: S3Client, bucket: string, key: string): 
 }
 
 /** Keys under `prefix` after `startAfter`, in key order, at most
- * recordListPagesMax pages (throws beyond: never silently truncated). */
+ * recordListPagesMax pages (throws beyond: never silently truncated).
+ * ListObjects v1 with the last key as marker: every server has it, and
+ * s3rver fails a truncated v2 listing (continuation token). */
 export async function listKeys(client: S3Client, bucket: string, prefix: string, startAfter?: string): Promise<string[]> {
   const keys: string[] = [];
-  let token: string | undefined;
+  let marker = startAfter;
   for (let page = 0; page < recordListPagesMax; page++) {
-    let out;
-    try {
-      out = await client.send(
-        new ListObjectsV2Command({
-          Bucket: bucket,
-          Prefix: prefix,
-          ...(token === undefined ? { StartAfter: startAfter } : { ContinuationToken: token }),
-        }),
-      );
-    } catch (err) {
-      throw mapS3Error(err, `LIST ${bucket}/${prefix}`);
-    }
-    for (const o of out.Contents ?? []) if (o.Key !== undefined) keys.push(o.Key);
-    if (!out.IsTruncated || out.NextContinuationToken === undefined) return keys;
-    token = out.NextContinuationToken;
+    const out = await listPage(client, bucket, prefix, marker, listKeysMax);
+    for (const o of out.contents) keys.push(o.key);
+    if (!out.truncated) return keys;
+    marker = keys[keys.length - 1];
   }
   throw new TargetRejectedError(`LIST ${bucket}/${prefix}: more than ${recordListPagesMax} pages`, 500);
+}
+
+export interface ListedObject {
+  key: string;
+  etag: string;
+  size: number;
+  lastModified: number;
+}
+
+/** One listing page (ListObjects v1, see listKeys). */
+export async function listPage(
+  client: S3Client,
+  bucket: string,
+  prefix: string,
+  marker: string | undefined,
+  max: number,
+): Promise<{ contents: ListedObject[]; truncated: boolean }> {
+  let out;
+  try {
+    out = await client.send(new ListObjectsCommand({ Bucket: bucket, Prefix: prefix, MaxKeys: max, ...(marker === undefined ? {} : { Marker: marker }) }));
+  } catch (err) {
+    throw mapS3Error(err, `LIST ${bucket}/${prefix}`);
+  }
+  const contents = (out.Contents ?? []).flatMap((o) =>
+    o.Key === undefined
+      ? []
+      : [{ key: o.Key, etag: (o.ETag ?? '').replace(/"/g, ''), size: o.Size ?? 0, lastModified: o.LastModified?.getTime() ?? 0 }],
+  );
+  // A truncated page with no entries would loop forever: count it as the end.
+  return { contents, truncated: out.IsTruncated === true && contents.length > 0 };
 }
 
 /** Runs `fn` over `items` with at most `limit` in flight; results in order. */

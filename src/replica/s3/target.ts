@@ -16,10 +16,19 @@
 
 import type { Readable } from 'node:stream';
 import type { BucketLocationConstraint, S3Client } from '@aws-sdk/client-s3';
-import { CreateBucketCommand, DeleteBucketCommand, HeadBucketCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
+import {
+  CreateBucketCommand,
+  DeleteBucketCommand,
+  GetObjectCommand,
+  GetObjectTaggingCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+} from '@aws-sdk/client-s3';
 import type { Clock } from '../../core/clock.ts';
+import type { ObjectMeta } from '../../objects/types.ts';
 import { systemClock } from '../../core/clock.ts';
 import {
+  listKeysMax,
   s3RecordCompactDeltasMin,
   s3RecordDeltasMax,
   s3RecordRequestConcurrency,
@@ -32,7 +41,7 @@ import { replicaWireVersion } from '../messages.ts';
 import type { RemoteObject, ReplicaTarget } from '../target.ts';
 import { FencedError, StaleSessionError, TargetRejectedError } from '../target.ts';
 import type { S3Credentials } from './client.ts';
-import { createS3Client, deleteKey, getBytes, isNotFound, listKeys, mapLimit, mapS3Error, putBytes } from './client.ts';
+import { createS3Client, deleteKey, getBytes, isNotFound, listKeys, listPage, mapLimit, mapS3Error, putBytes } from './client.ts';
 import type { CopyOptions } from './copy.ts';
 import { copyObject, etagMetaName, reservedMetaNames, seqMetaName } from './copy.ts';
 import type { RecordMap, S3RecordDelta, S3RecordSnapshot, S3TargetState } from './record.ts';
@@ -102,6 +111,13 @@ export interface S3RemoteObject extends RemoteObject {
   lastModified: number;
   /** The target's own ETag (differs from `etag` for a split big object). */
   targetEtag: string;
+}
+
+/** A replica's metadata read back from the target (getObject). */
+export type S3ReplicaMeta = Pick<ObjectMeta, 'bucket' | 'key' | 'size' | 'etag' | 'seq' | 'lastModified' | 'headers' | 'userMeta' | 'tags'>;
+
+function dropUndefined<T extends object>(value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
 }
 
 export class S3Target implements ReplicaTarget {
@@ -400,6 +416,79 @@ export class S3Target implements ReplicaTarget {
       if (copy.exists && (name === 'BucketAlreadyOwnedByYou' || name === 'BucketAlreadyExists')) return;
       if (!copy.exists && (name === 'NoSuchBucket' || isNotFound(err))) return;
       throw mapS3Error(err, `bucket ${copy.bucket}`);
+    }
+  }
+
+  /**
+   * One page of the replicas of `bucket` on the target, in key order after
+   * `after` (rejoin --from-s3 walks it for objects modified since the
+   * failover: compare lastModified with the promotion time). Listings
+   * carry no user metadata, so no seq, and `etag` is the target's own
+   * (differs for a split big object): HEAD (headObject) when needed.
+   */
+  async listObjects(bucket: string, options: { prefix?: string; after?: string; max?: number } = {}): Promise<{ objects: Array<Omit<S3RemoteObject, 'seq'>>; nextAfter?: string }> {
+    this.refuseRecordBucket(bucket);
+    const base = targetLocation(this.mapping, bucket, '');
+    const prefix = base.key + (options.prefix ?? '');
+    let page;
+    try {
+      const marker = options.after === undefined ? undefined : base.key + options.after;
+      page = await listPage(this.client, base.bucket, prefix, marker, Math.min(options.max ?? listKeysMax, listKeysMax));
+    } catch (err) {
+      if (err instanceof TargetRejectedError && err.code === 'NoSuchBucket') return { objects: [] };
+      throw err;
+    }
+    const objects = page.contents.map((o) => ({ ...o, bucket, key: o.key.slice(base.key.length), targetEtag: o.etag }));
+    const last = objects[objects.length - 1];
+    return page.truncated && last !== undefined ? { objects, nextAfter: last.key } : { objects };
+  }
+
+  /**
+   * Opens a replica for reading back (rejoin copies the target's newer
+   * versions to the old primary): metadata as the primary stored it, minus
+   * our reserved names; the body streams. undefined when absent.
+   */
+  async getObject(bucket: string, key: string): Promise<{ meta: S3ReplicaMeta; body: Readable } | undefined> {
+    const loc = this.objectLocation(bucket, key);
+    let out;
+    try {
+      out = await this.client.send(new GetObjectCommand({ Bucket: loc.bucket, Key: loc.key }));
+    } catch (err) {
+      if ((err as { name?: string }).name === 'NoSuchKey' || isNotFound(err)) return undefined;
+      throw mapS3Error(err, `GET ${loc.bucket}/${loc.key}`);
+    }
+    const metadata = out.Metadata ?? {};
+    // Always asked: AWS omits x-amz-tagging-count when there are none, and
+    // some servers (s3rver) never send it.
+    const tags = await this.readTags(loc);
+    const targetEtag = (out.ETag ?? '').replace(/"/g, '');
+    const meta: S3ReplicaMeta = {
+      bucket,
+      key,
+      size: out.ContentLength ?? 0,
+      etag: metadata[etagMetaName] ?? targetEtag,
+      seq: Number(metadata[seqMetaName] ?? 0) || 0,
+      lastModified: out.LastModified?.getTime() ?? 0,
+      headers: dropUndefined({
+        contentType: out.ContentType,
+        contentEncoding: out.ContentEncoding,
+        contentDisposition: out.ContentDisposition,
+        contentLanguage: out.ContentLanguage,
+        cacheControl: out.CacheControl,
+        expires: out.ExpiresString ?? out.Expires?.toUTCString(),
+      }),
+      userMeta: Object.fromEntries(Object.entries(metadata).filter(([name]) => !reservedMetaNames.includes(name))),
+      tags,
+    };
+    return { meta, body: out.Body as Readable };
+  }
+
+  private async readTags(loc: { bucket: string; key: string }): Promise<Record<string, string>> {
+    try {
+      const out = await this.client.send(new GetObjectTaggingCommand({ Bucket: loc.bucket, Key: loc.key }));
+      return Object.fromEntries((out.TagSet ?? []).map((t) => [t.Key ?? '', t.Value ?? '']));
+    } catch (err) {
+      throw mapS3Error(err, `GET tagging ${loc.bucket}/${loc.key}`);
     }
   }
 

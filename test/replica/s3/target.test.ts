@@ -168,6 +168,38 @@ describe('S3Target object copies', () => {
   });
 });
 
+describe('S3Target read-back (rejoin, verify)', () => {
+  it('lists replicas of a bucket in pages and reads one back with its metadata', async () => {
+    const { url } = newUrl();
+    const t = target(url);
+    await t.openSession('p', 1);
+    const keys = ['a.txt', 'dir/b.txt', 'dir/c d.txt'];
+    for (const [i, key] of keys.entries()) {
+      const body = Buffer.from(`body ${key}`);
+      const etag = createHash('md5').update(body).digest('hex');
+      const meta: ObjectMeta = {
+        v: 1, bucket: 'rb', key, size: body.length, etag, lastModified: 0, seq: 10 + i,
+        headers: { contentType: 'text/plain', cacheControl: 'no-cache' }, userMeta: { who: 'me' }, tags: { t: String(i) }, blobs: [],
+      };
+      await t.putObject({ epoch: 1, meta }, Readable.from([body]));
+    }
+    const first = await t.listObjects('rb', { max: 2 });
+    expect(first.objects.map((o) => o.key)).toEqual(['a.txt', 'dir/b.txt']);
+    expect(first.nextAfter).toBe('dir/b.txt');
+    const second = await t.listObjects('rb', { after: first.nextAfter, max: 2 });
+    expect(second.objects.map((o) => o.key)).toEqual(['dir/c d.txt']);
+    expect(second.nextAfter).toBeUndefined();
+    expect((await t.listObjects('rb', { prefix: 'dir/' })).objects.map((o) => o.key)).toEqual(['dir/b.txt', 'dir/c d.txt']);
+    expect((await t.listObjects('no-such-bucket-here')).objects).toEqual([]);
+    const got = await t.getObject('rb', 'dir/c d.txt');
+    expect(got?.meta).toMatchObject({ key: 'dir/c d.txt', seq: 12, userMeta: { who: 'me' }, tags: { t: '2' }, headers: { contentType: 'text/plain', cacheControl: 'no-cache' } });
+    const chunks: Buffer[] = [];
+    for await (const c of got?.body ?? []) chunks.push(Buffer.from(c as Buffer));
+    expect(Buffer.concat(chunks).toString()).toBe('body dir/c d.txt');
+    expect(await t.getObject('rb', 'missing')).toBeUndefined();
+  });
+});
+
 describe('S3Target errors', () => {
   it('an unreachable endpoint is TargetUnavailableError', async () => {
     const t = target('s3://nobody-home@http://127.0.0.1:1', { requestTimeoutMs: 2000 });
