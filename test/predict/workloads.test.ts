@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import { parentPrefix } from '../../src/predict/locations.ts';
-import { defaultPredictorConfig, type PredictorConfig } from '../../src/predict/predictions.ts';
+import { allPredictorNames, defaultPredictorConfig, type PredictorConfig } from '../../src/predict/predictions.ts';
 import type { PredictorName } from '../../src/predict/types.ts';
 import {
   defaultSimConfig,
@@ -139,5 +140,39 @@ describe('simulateMissRate: bounded risk under pressure (invariant 4)', () => {
     expect(r.peakEntries).toBeLessThanOrEqual(300);
     expect(r.peakEntries).toBeGreaterThan(200);
     expect(r.stalls).toBeGreaterThan(0);
+  });
+});
+
+describe('simulateMissRate: invariant 1 under random settings (property)', () => {
+  it('every queued key stays covered and |R| stays within its limit', () => {
+    const workloads = [
+      logWorkload({ writes: 300, intervalMs: 50 }),
+      treeWorkload({ files: 300 }),
+      multipartWorkload({ uploads: 15 }),
+      zipfWorkload({ keys: 300, writes: 300 }),
+      uniformWorkload({ writes: 300, existing: 300 }),
+    ];
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: workloads.length - 1 }),
+        fc.integer({ min: 8, max: 400 }),
+        fc.integer({ min: 0, max: 3_000 }),
+        fc.integer({ min: 0, max: 20_000 }),
+        fc.integer({ min: 1, max: 50 }),
+        fc.subarray([...allPredictorNames]),
+        (which, entriesMax, lagMs, hotMs, groupKeysMax, enabled) => {
+          const r = simulateMissRate(workloads[which]!, {
+            entriesMax,
+            lagMs,
+            removal: { targetEntries: Math.floor(entriesMax / 2), idleMs: 1_000, removalsMax: 100 },
+            predictors: { ...defaultPredictorConfig, enabled, hotMs, groupKeysMax },
+            checkInvariants: true,
+          });
+          expect(r.peakEntries).toBeLessThanOrEqual(entriesMax);
+          expect(r.misses).toBeGreaterThan(0);
+        },
+      ),
+      { numRuns: 40 },
+    );
   });
 });
