@@ -107,14 +107,15 @@ describe('checksum vectors', () => {
     expect(d.checksums.SHA256).toBeUndefined(); // only asked for as the signed-payload hash
   });
 
-  it('CRC64NVME and CRC32C run at a useful speed', () => {
-    const data = randomBytes(16 * 1024 * 1024);
-    for (const alg of ['CRC32C', 'CRC64NVME'] as const) {
-      const h = createHasher(alg);
-      const t = performance.now();
-      h.update(data);
-      const mbps = 16 / ((performance.now() - t) / 1000);
-      expect(mbps).toBeGreaterThan(50); // hundreds on an idle core; bitwise code runs ~10
+  it('CRC64NVME and CRC32C are table-driven: far faster than bit-at-a-time', () => {
+    // Relative, so a loaded machine slows both sides alike: best of 3 runs.
+    const best = (fn: () => void) => Math.min(...[0, 1, 2].map(() => { const t = performance.now(); fn(); return performance.now() - t; }));
+    const big = randomBytes(4 * 1024 * 1024);
+    const small = big.subarray(0, 16 * 1024);
+    for (const [alg, width, poly] of [['CRC32C', 32, 0x82f63b78n], ['CRC64NVME', 64, 0x9a6c9329ac4bc9b5n]] as const) {
+      const fastPerByte = best(() => createHasher(alg).update(big)) / big.length;
+      const slowPerByte = best(() => naiveCrc(small, width, poly)) / small.length;
+      expect(slowPerByte / fastPerByte).toBeGreaterThan(20);
     }
   });
 });
