@@ -310,7 +310,7 @@ class Simulation {
     const wanted = this.predictions.predict(change, context).filter((loc) => !this.inRecord(loc));
     // Removals are chosen at most every trimEveryMs (they ride on the next
     // message, claim 17), or at once when this miss needs room.
-    let need = Math.max(0, this.record.size + wanted.length - this.config.entriesMax);
+    const need = Math.max(0, this.record.size + wanted.length - this.config.entriesMax);
     if (need > 0 || t - this.lastRemoval >= this.config.trimEveryMs) this.trim(t, need);
     // Invariant 4: "misses wait (backpressure) until removals free room".
     for (let guard = 0; this.record.room(this.config.entriesMax) < 1 && guard < 1_000; guard++) {
@@ -320,9 +320,10 @@ class Simulation {
       this.drain(next);
       this.trim(next, 1);
     }
-    need = this.record.room(this.config.entriesMax);
+    const room = this.record.room(this.config.entriesMax);
+    assert(room >= 1, 'a miss found no room after waiting for every queued copy');
     // Own location first: predictions are dropped when room is short, never K.
-    const adding = wanted.slice(0, Math.max(1, need));
+    const adding = wanted.slice(0, room);
     const ids = adding.map((loc) => this.ids.assign(locationName(loc)));
     this.record.add(ids, ++this.generation);
     adding.forEach((loc, i) => {
