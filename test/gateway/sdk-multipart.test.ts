@@ -179,6 +179,30 @@ describe('low-level multipart', () => {
     expect(gone.name).toBe('NoSuchUpload');
   });
 
+  it('ListMultipartUploads pages with key/upload-id markers and groups by delimiter', async () => {
+    const keys = ['list/a', 'list/b', 'list/b', 'list/sub/c', 'list/sub/d'];
+    const ids: string[] = [];
+    for (const Key of keys) ids.push((await s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key }))).UploadId!);
+    const seen: string[] = [];
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    for (let page = 0; page < 10; page++) {
+      const r = await s3.send(
+        new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: 'list/', MaxUploads: 2, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }),
+      );
+      expect(r.Uploads?.length ?? 0).toBeLessThanOrEqual(2);
+      seen.push(...(r.Uploads ?? []).map((u) => u.UploadId!));
+      if (!r.IsTruncated) break;
+      keyMarker = r.NextKeyMarker;
+      uploadIdMarker = r.NextUploadIdMarker;
+    }
+    expect(seen.sort()).toEqual([...ids].sort());
+    const grouped = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: 'list/', Delimiter: '/' }));
+    expect(grouped.Uploads?.map((u) => u.Key)).toEqual(['list/a', 'list/b', 'list/b']);
+    expect(grouped.CommonPrefixes?.map((p) => p.Prefix)).toEqual(['list/sub/']);
+    for (const [i, Key] of keys.entries()) await s3.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key, UploadId: ids[i] }));
+  });
+
   it('UploadPartCopy with a range', async () => {
     const source = Buffer.alloc(6 * MiB);
     for (let i = 0; i < source.length; i++) source[i] = i % 251;

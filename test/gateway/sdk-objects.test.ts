@@ -376,6 +376,18 @@ describe('DeleteObjects', () => {
     expect(left.KeyCount).toBe(0);
   });
 
+  it('keys with XML specials and surrounding spaces are deleted exactly', async () => {
+    const keys = ['x/<tag>&amp;"\'', ' x/leading and trailing ', 'x/é 日本'];
+    for (const Key of keys) await s3.send(new PutObjectCommand({ Bucket: bucket, Key, Body: 'x' }));
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'x/leading and trailing', Body: 'keep' }));
+    const r = await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys.map((Key) => ({ Key })) } }));
+    expect(r.Deleted?.map((d) => d.Key).sort()).toEqual([...keys].sort());
+    const left = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: 'x/' }));
+    expect(left.Contents?.map((c) => c.Key)).toEqual(['x/leading and trailing']);
+    const leftSpace = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: ' x/' }));
+    expect(leftSpace.KeyCount).toBe(0);
+  });
+
   it('more than 1000 keys is MalformedXML', async () => {
     const Objects = Array.from({ length: 1001 }, (_, i) => ({ Key: `k${i}` }));
     const err = await errorOf(s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects } })));
