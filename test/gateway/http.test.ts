@@ -250,3 +250,43 @@ describe('virtual-hosted style', () => {
     expect(r.text).toBe('private');
   });
 });
+
+describe('clients that hang up mid-download', () => {
+  async function openFds(): Promise<number> {
+    const { readdir } = await import('node:fs/promises');
+    return (await readdir('/proc/self/fd')).length;
+  }
+
+  it('release the object file and leave the gateway serving', async () => {
+    const big = Buffer.alloc(8 * 1024 * 1024, 5);
+    expect((await rawRequest(gw, { method: 'PUT', path: `/${bucket}/big-abort`, body: big })).status).toBe(200);
+    const signed = await signer(gw).sign({
+      method: 'GET',
+      protocol: 'http:',
+      hostname: '127.0.0.1',
+      port: gw.port,
+      path: `/${bucket}/big-abort`,
+      query: {},
+      headers: { host: `127.0.0.1:${gw.port}`, 'x-amz-content-sha256': createHash('sha256').update('').digest('hex') },
+    });
+    const baseline = await openFds();
+    for (let i = 0; i < 10; i++) {
+      await new Promise<void>((resolve) => {
+        const req = http.request({ host: '127.0.0.1', port: gw.port, path: `/${bucket}/big-abort`, headers: signed.headers, agent: false }, (res) => {
+          res.once('data', () => req.destroy());
+        });
+        req.on('close', () => resolve());
+        req.on('error', () => resolve());
+        req.end();
+      });
+    }
+    let fds = await openFds();
+    for (let i = 0; i < 100 && fds > baseline; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      fds = await openFds();
+    }
+    expect(fds).toBeLessThanOrEqual(baseline);
+    const whole = await rawRequest(gw, { method: 'GET', path: `/${bucket}/big-abort` });
+    expect(whole.body.equals(big)).toBe(true);
+  });
+});
