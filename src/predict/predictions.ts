@@ -40,15 +40,22 @@ export const allPredictorNames: readonly PredictorName[] = [
   'recency',
 ];
 
-export const defaultPredictorConfig: PredictorConfig = {
-  enabled: ['same-prefix', 'ancestor-fresh', 'sibling-dir', 'multipart', 'recency'],
+/**
+ * Defaults, from the workload table (test/predict/workloads.test.ts):
+ * name-sequence is off because it saved no miss on the log, tree and
+ * multipart workloads while adding entries (on uniform keys it filled the
+ * record to its limit); each enabled one lowers misses on some workload.
+ * Frozen: a shared default must not be mutated by one caller for all.
+ */
+export const defaultPredictorConfig: PredictorConfig = Object.freeze({
+  enabled: Object.freeze(['same-prefix', 'ancestor-fresh', 'sibling-dir', 'multipart', 'recency'] as const),
   groupKeysMax: prefixGroupKeysMax,
   freshRatio: 0.5,
   freshMinWrites: 8,
   siblingCount: 1,
   sequenceCount: 8,
   hotMs: 60_000,
-};
+});
 
 /** Parses "same-prefix,multipart" (CLI / config); throws on unknown names. */
 export function parsePredictorNames(list: string): PredictorName[] {

@@ -204,7 +204,7 @@ export interface SimConfig {
   checkInvariants: boolean;
 }
 
-export const defaultSimConfig: SimConfig = {
+export const defaultSimConfig: SimConfig = Object.freeze({
   predictors: defaultPredictorConfig,
   entriesMax: 20_000,
   removal: { targetEntries: 2_000, idleMs: 30_000, removalsMax: 5_000 },
@@ -212,7 +212,7 @@ export const defaultSimConfig: SimConfig = {
   trimEveryMs: 1_000,
   recentWindowMs: 30_000,
   checkInvariants: false,
-};
+});
 
 export interface SimResult {
   workload: string;
