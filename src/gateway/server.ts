@@ -68,6 +68,11 @@ class RequestIds {
   }
 }
 
+/** x-amz-id-2 ("host id" on AWS): here derived from the request id. */
+function idTwo(requestId: string): string {
+  return Buffer.from(requestId).toString('base64');
+}
+
 /** Refuses anonymous requests unless the bucket is open for anonymous reads. */
 function authorize(op: Operation, auth: AuthContext | undefined, anonymous: ReadonlySet<string>): void {
   if (auth) return;
@@ -103,7 +108,7 @@ class GatewayServer implements Gateway {
     this.app.use(async (ctx, next) => {
       const requestId = this.requestIds.next();
       ctx.res.setHeader('x-amz-request-id', requestId);
-      ctx.res.setHeader('x-amz-id-2', Buffer.from(requestId).toString('base64'));
+      ctx.res.setHeader('x-amz-id-2', idTwo(requestId));
       ctx.res.setHeader('server', 'Lookahead');
       const url = ctx.req.url ?? '/';
       if (url.startsWith(internalPrefix)) {
@@ -225,7 +230,8 @@ class GatewayServer implements Gateway {
       RequestId: requestId,
     });
     socket.end(
-      `HTTP/1.1 400 Bad Request\r\nx-amz-request-id: ${requestId}\r\ncontent-type: application/xml\r\n` +
+      `HTTP/1.1 400 Bad Request\r\nx-amz-request-id: ${requestId}\r\nx-amz-id-2: ${idTwo(requestId)}\r\n` +
+        'content-type: application/xml\r\n' +
         `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
     );
   }

@@ -92,6 +92,7 @@ describe('requests node refuses before any handler', () => {
     expect(r.status).toBe(400);
     expect(xmlText(r.text, 'Code')).toBe('RequestHeaderSectionTooLarge');
     expect(r.headers['x-amz-request-id']).toMatch(/^[0-9A-F]{16}$/);
+    expect(r.headers['x-amz-id-2']).toBeTruthy();
     expect(xmlText(r.text, 'RequestId')).toBe(r.headers['x-amz-request-id']);
     expect((await rawRequest(gw, { method: 'HEAD', path: `/${bucket}` })).status).toBe(200);
   });
