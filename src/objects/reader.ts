@@ -8,8 +8,7 @@
 // from holding 10,000 descriptors. Pins live in memory: after a crash there
 // are no readers, and the sweep on open removes what a pin kept alive.
 
-import { createReadStream } from 'node:fs';
-import type { FileHandle } from 'node:fs/promises';
+import fs, { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { assert } from '../core/assert.ts';
 import { S3Error } from '../core/errors.ts';
@@ -65,7 +64,8 @@ export class PinnedReader implements ObjectReader {
   constructor(
     readonly meta: ObjectMeta,
     private readonly deps: ReaderDeps,
-    private firstHandle: FileHandle | undefined,
+    /** Descriptor of the first blob, opened by openObject (a plain fd: cheaper than a FileHandle). */
+    private firstFd: number | undefined,
   ) {}
 
   stream(range?: ReadRange): Readable {
@@ -88,10 +88,10 @@ export class PinnedReader implements ObjectReader {
   async close(): Promise<void> {
     if (this.released) return;
     this.released = true;
-    const handle = this.firstHandle;
-    this.firstHandle = undefined;
+    const fd = this.firstFd;
+    this.firstFd = undefined;
     this.deps.pins.unpin(this.meta.blobs.map((b) => b.id));
-    if (handle) await handle.close().catch(() => {});
+    if (fd !== undefined) await new Promise<void>((resolve) => fs.close(fd, () => resolve()));
   }
 
   /** Yields the bytes [start, end] across the blobs, one blob at a time. */
@@ -109,10 +109,10 @@ export class PinnedReader implements ObjectReader {
   }
 
   private readBlob(index: number, id: string, from: number, to: number): AsyncIterable<Buffer> {
-    const handle = index === 0 ? this.firstHandle : undefined;
-    if (handle) {
-      this.firstHandle = undefined; // the stream owns and closes it now
-      return createReadStream('', { fd: handle, start: from, end: to, autoClose: true });
+    const fd = index === 0 ? this.firstFd : undefined;
+    if (fd !== undefined) {
+      this.firstFd = undefined; // the stream owns and closes it now
+      return createReadStream('', { fd, start: from, end: to, autoClose: true });
     }
     return createReadStream(this.deps.pathOf(id), { start: from, end: to });
   }

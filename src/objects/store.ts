@@ -15,7 +15,9 @@
 // above everything it received.
 
 import { randomBytes } from 'node:crypto';
-import { open as openFile, readdir, rm } from 'node:fs/promises';
+import fs from 'node:fs';
+import { readdir, rm } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { RootDatabase } from 'lmdb';
@@ -51,6 +53,8 @@ export interface DiskObjectStoreOptions {
   /** Region recorded for buckets a replica apply creates implicitly. */
   defaultRegion?: string;
 }
+
+const openFd = promisify(fs.open);
 
 /** Thrown inside a replica commit to drop a stale copy (its blob is removed). */
 class StaleReplica extends Error {}
@@ -337,8 +341,8 @@ export class DiskObjectStore implements ObjectStore {
       this.pins.pin(ids); // same tick as the read: no unlink can slip between
       const first = meta.blobs[0];
       try {
-        const handle = first ? await openFile(this.space.pathOf(first.id), 'r') : undefined;
-        return new PinnedReader(meta, { pins: this.pins, pathOf: (id) => this.space.pathOf(id) }, handle);
+        const fd = first ? await openFd(this.space.pathOf(first.id), 'r') : undefined;
+        return new PinnedReader(meta, { pins: this.pins, pathOf: (id) => this.space.pathOf(id) }, fd);
       } catch (err) {
         this.pins.unpin(ids);
         const vanished = (err as NodeJS.ErrnoException).code === 'ENOENT';
