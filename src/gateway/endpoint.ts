@@ -248,16 +248,17 @@ interface Address {
   key?: string;
 }
 
-function hostBucket(req: EndpointRequest, baseDomain?: string): string | undefined {
+/** The bucket a virtual-hosted request names in its Host header, if any. */
+export function virtualHostBucket(hostHeader: string | undefined, baseDomain?: string): string | undefined {
   if (!baseDomain) return undefined;
-  const host = (header(req, 'host') ?? '').toLowerCase().replace(/:\d+$/, '');
+  const host = (hostHeader ?? '').toLowerCase().replace(/:\d+$/, '');
   const base = baseDomain.toLowerCase();
   if (host === base || !host.endsWith(`.${base}`)) return undefined;
   return host.slice(0, host.length - base.length - 1);
 }
 
 function address(req: EndpointRequest, options: EndpointOptions): Address | S3Error {
-  const vhost = hostBucket(req, options.baseDomain);
+  const vhost = virtualHostBucket(header(req, 'host'), options.baseDomain);
   const path = req.rawPath.startsWith('/') ? req.rawPath.slice(1) : req.rawPath;
   let rawBucket: string | undefined = vhost;
   let rawKey: string;

@@ -18,7 +18,7 @@ import type { ObjectStore } from '../objects/types.ts';
 import { SigningKeyCache } from './auth/signing.ts';
 import { verifyRequest, type AuthContext, type CredentialLookup } from './auth/sigv4.ts';
 import { dispatch } from './dispatch.ts';
-import { bucketOf, isAnonymousReadable, parseRequest, percentDecode, type Operation } from './endpoint.ts';
+import { bucketOf, isAnonymousReadable, parseRequest, percentDecode, virtualHostBucket, type Operation } from './endpoint.ts';
 import { errorReply } from './errors-xml.ts';
 import type { HandlerDeps } from './handlers/context.ts';
 import { writeReply } from './reply.ts';
@@ -111,7 +111,8 @@ class GatewayServer implements Gateway {
       ctx.res.setHeader('x-amz-id-2', idTwo(requestId));
       ctx.res.setHeader('server', 'Lookahead');
       const url = ctx.req.url ?? '/';
-      if (url.startsWith(internalPrefix)) {
+      // On a bucket's virtual host, /_lookahead/... is an object key like any other.
+      if (url.startsWith(internalPrefix) && virtualHostBucket(ctx.req.headers.host, options.baseDomain) === undefined) {
         await this.internal(ctx, next, requestId);
       } else {
         ctx.respond = false;

@@ -250,6 +250,13 @@ describe('virtual-hosted style', () => {
     expect(r.status, r.text).toBe(200);
     expect(r.text).toBe('private');
   });
+
+  it('serves /_lookahead/... on a bucket host as an object key, not our route', async () => {
+    await rawRequest(gw, { method: 'PUT', path: `/${publicBucket}/_lookahead/health`, body: 'an object' });
+    const r = await send(gw.port, 'GET', '/_lookahead/health', { host: `${publicBucket}.s3.test.local` });
+    expect(r.status).toBe(200);
+    expect(r.text).toBe('an object');
+  });
 });
 
 describe('clients that hang up mid-download', () => {
