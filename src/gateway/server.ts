@@ -97,7 +97,7 @@ class GatewayServer implements Gateway {
   constructor(private readonly options: GatewayOptions) {
     this.anonymous = new Set(options.anonymousReadBuckets ?? []);
     this.clock = options.clock ?? systemClock;
-    this.deps = { store: options.store, region: options.region, xml: this.xml, now: () => this.clock.now() };
+    this.deps = { store: options.store, region: options.region, xml: this.xml };
     this.app.proxy = false;
     // Koa reports errors of finished responses here (mostly clients that hung
     // up mid-body). Ours go to pino; koa's default would print to stderr.

@@ -46,7 +46,7 @@ function request(headers: Record<string, string>): RequestState {
 }
 
 function deps(store: ObjectStore): HandlerDeps {
-  return { store, region: 'us-east-1', xml: new XmlCodec(), now: () => 0 };
+  return { store, region: 'us-east-1', xml: new XmlCodec() };
 }
 
 const copyOp = { bucket: 'dst', key: 'k2', source: { bucket: 'src', key: 'k' } };

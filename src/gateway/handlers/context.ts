@@ -19,8 +19,6 @@ export interface HandlerDeps {
   store: ObjectStore;
   region: string;
   xml: XmlCodec;
-  /** Milliseconds since the epoch. */
-  now(): number;
 }
 
 export interface RequestState {
