@@ -175,6 +175,33 @@ describe('digests and checksums', () => {
     expect(ok.headers['x-amz-checksum-crc32']).toBe(goodCrc.toString('base64'));
   });
 
+  it('aws-chunked framing that lies about its length or stops early is refused', async () => {
+    const chunkedPut = (key: string, framed: Buffer, decodedLength: number) =>
+      rawRequest(gw, {
+        method: 'PUT',
+        path: `/${bucket}/${key}`,
+        body: framed,
+        headers: { 'content-encoding': 'aws-chunked', 'x-amz-decoded-content-length': String(decodedLength), 'content-length': String(framed.length) },
+        payloadHash: 'STREAMING-UNSIGNED-PAYLOAD-TRAILER',
+      });
+    const data = Buffer.from('thirty bytes of payload data!!');
+    const whole = Buffer.concat([Buffer.from(`${data.length.toString(16)}\r\n`), data, Buffer.from('\r\n0\r\n\r\n')]);
+    await leavesNothing(async () => {
+      const short = await chunkedPut('lies-short', whole, data.length + 70);
+      expect(short.status).toBe(400);
+      expect(['IncompleteBody', 'InvalidRequest']).toContain(xmlText(short.text, 'Code'));
+      const long = await chunkedPut('lies-long', whole, data.length - 10);
+      expect(long.status).toBe(400);
+      const truncated = Buffer.concat([Buffer.from(`${data.length.toString(16)}\r\n`), data, Buffer.from('\r\n')]);
+      const cut = await chunkedPut('no-final-chunk', truncated, data.length);
+      expect(cut.status).toBe(400);
+      const garbage = await chunkedPut('garbage', Buffer.from('zz\r\nnot a chunk\r\n'), 9);
+      expect(garbage.status).toBe(400);
+    });
+    const ok = await chunkedPut('framing-ok', whole, data.length);
+    expect(ok.status, ok.text).toBe(200);
+  });
+
   it('a bad checksum on UploadPart stores no part', async () => {
     const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: 'mpu-bad' }));
     await leavesNothing(async () => {
