@@ -138,6 +138,8 @@ class GatewayServer implements Gateway {
 
   /** Our own routes: errors still come out as S3 XML with the request id. */
   private async internal(ctx: Koa.Context, next: Koa.Next, requestId: string): Promise<void> {
+    // These routes authenticate themselves, after reading: let the body come.
+    if (this.awaitingContinue.delete(ctx.req)) ctx.res.writeContinue();
     try {
       await next();
     } catch (err) {
@@ -185,10 +187,7 @@ class GatewayServer implements Gateway {
       );
       authorize(operation, auth, this.anonymous);
       // Only an authenticated, authorised request gets the client to send its body.
-      if (this.awaitingContinue.has(req)) {
-        this.awaitingContinue.delete(req);
-        res.writeContinue();
-      }
+      if (this.awaitingContinue.delete(req)) res.writeContinue();
       const reply = await dispatch(operation, { req, query, ...(auth ? { auth } : {}), requestId }, this.deps);
       await writeReply(res, reply, method);
     } catch (err) {

@@ -18,6 +18,11 @@ beforeAll(async () => {
   extra.get('/_lookahead/extra', (ctx) => {
     ctx.body = 'extra route';
   });
+  extra.post('/_lookahead/echo', async (ctx) => {
+    const chunks: Buffer[] = [];
+    for await (const c of ctx.req) chunks.push(c as Buffer);
+    ctx.body = Buffer.concat(chunks).toString();
+  });
   gw = await startTestGateway({ anonymousReadBuckets: [publicBucket], baseDomain: 's3.test.local', extraRouters: [extra] });
   for (const b of [bucket, publicBucket]) {
     const r = await rawRequest(gw, { method: 'PUT', path: `/${b}` });
@@ -181,6 +186,21 @@ describe('internal routes', () => {
     expect(health.status).toBe(200);
     const extra = await send(gw.port, 'GET', '/_lookahead/extra', {});
     expect(extra.text).toBe('extra route');
+  });
+
+  it('an internal route with Expect: 100-continue gets its body', async () => {
+    const text = await new Promise<string>((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port: gw.port, method: 'POST', path: '/_lookahead/echo', headers: { expect: '100-continue', 'content-length': '5' }, agent: false });
+      req.on('continue', () => req.end('hello'));
+      req.on('response', (res) => {
+        let t = '';
+        res.on('data', (c: Buffer) => (t += c.toString()));
+        res.on('end', () => resolve(t));
+      });
+      req.on('error', reject);
+      req.flushHeaders();
+    });
+    expect(text).toBe('hello');
   });
 
   it('health is 503 until ready', async () => {
