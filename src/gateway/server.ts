@@ -11,6 +11,7 @@ import type { Socket } from 'node:net';
 import Koa from 'koa';
 import Router from '@koa/router';
 import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
 import { systemClock, type Clock } from '../core/clock.ts';
 import { S3Error } from '../core/errors.ts';
 import { keepAliveIdleMs, requestHeaderBytesMax, requestHeadersMsMax, socketIdleMsMax } from '../core/limits.ts';
@@ -18,8 +19,17 @@ import type { ObjectStore } from '../objects/types.ts';
 import { SigningKeyCache } from './auth/signing.ts';
 import { verifyRequest, type AuthContext, type CredentialLookup } from './auth/sigv4.ts';
 import { dispatch } from './dispatch.ts';
-import { bucketOf, isAnonymousReadable, parseRequest, percentDecode, virtualHostBucket, type Operation } from './endpoint.ts';
+import {
+  bucketOf,
+  isAnonymousReadable,
+  parseRequest,
+  percentDecode,
+  virtualHostBucket,
+  type Operation,
+  type OperationKind,
+} from './endpoint.ts';
 import { errorReply } from './errors-xml.ts';
+import { GatewayMetrics } from './metrics.ts';
 import type { HandlerDeps } from './handlers/context.ts';
 import { writeReply } from './reply.ts';
 import { XmlCodec } from './xml.ts';
@@ -38,6 +48,8 @@ export interface GatewayOptions {
   /** Health answers 200 only once this says so (default: always ready). */
   isReady?: () => boolean;
   clock?: Clock;
+  /** Request counts and latencies by operation go here when given. */
+  registry?: Registry;
 }
 
 export interface Gateway {
@@ -93,11 +105,13 @@ class GatewayServer implements Gateway {
   private readonly awaitingContinue = new WeakSet<http.IncomingMessage>();
   private server?: http.Server;
   private readonly sockets = new Set<Socket>();
+  private readonly metrics?: GatewayMetrics;
 
   constructor(private readonly options: GatewayOptions) {
     this.anonymous = new Set(options.anonymousReadBuckets ?? []);
     this.clock = options.clock ?? systemClock;
     this.deps = { store: options.store, region: options.region, xml: this.xml };
+    if (options.registry) this.metrics = new GatewayMetrics(options.registry);
     this.app.proxy = false;
     // Koa reports errors of finished responses here (mostly clients that hung
     // up mid-body). Ours go to pino; koa's default would print to stderr.
@@ -162,19 +176,23 @@ class GatewayServer implements Gateway {
   }
 
   private async s3(req: http.IncomingMessage, res: http.ServerResponse, requestId: string): Promise<void> {
-    const started = this.options.logger.isLevelEnabled('debug') ? performance.now() : undefined;
-    await this.serveS3(req, res, requestId);
-    if (started !== undefined) {
+    const debug = this.options.logger.isLevelEnabled('debug');
+    const started = debug || this.metrics ? performance.now() : 0;
+    const kind = await this.serveS3(req, res, requestId);
+    const ms = performance.now() - started;
+    this.metrics?.observe(kind, res.statusCode, ms / 1000);
+    if (debug) {
       // Access log for debugging only: the hot path pays nothing at info level.
-      const ms = Math.round((performance.now() - started) * 10) / 10;
       const url = (req.url ?? '').replace(/(X-Amz-Signature=)[^&]*/gi, '$1REDACTED');
-      this.options.logger.debug({ requestId, method: req.method, url, status: res.statusCode, ms }, 'request');
+      this.options.logger.debug({ requestId, op: kind, method: req.method, url, status: res.statusCode, ms: Math.round(ms * 10) / 10 }, 'request');
     }
   }
 
-  private async serveS3(req: http.IncomingMessage, res: http.ServerResponse, requestId: string): Promise<void> {
+  /** Serves one S3 request; returns the operation kind (for metrics and logs). */
+  private async serveS3(req: http.IncomingMessage, res: http.ServerResponse, requestId: string): Promise<OperationKind> {
     const method = req.method ?? 'GET';
     const { rawPath, rawQuery } = splitUrl(req.url ?? '/');
+    let kind: OperationKind = 'Invalid';
     try {
       const { operation, query } = parseRequest(
         { method, rawPath, rawQuery, headers: req.headers },
@@ -185,6 +203,7 @@ class GatewayServer implements Gateway {
         this.options.credentials,
         { now: this.clock.now(), keyCache: this.keyCache },
       );
+      kind = operation.kind;
       authorize(operation, auth, this.anonymous);
       // Only an authenticated, authorised request gets the client to send its body.
       if (this.awaitingContinue.delete(req)) res.writeContinue();
@@ -199,6 +218,7 @@ class GatewayServer implements Gateway {
         res.destroy();
       }
     }
+    return kind;
   }
 
   private async fail(req: http.IncomingMessage, res: http.ServerResponse, err: unknown, requestId: string): Promise<void> {

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import pino from 'pino';
 import type Router from '@koa/router';
+import type { Registry } from 'prom-client';
 import { StaticCredentials } from '../../src/gateway/credentials.ts';
 import { createGateway } from '../../src/gateway/server.ts';
 import { DiskObjectStore, openMetaDb } from '../../src/objects/store.ts';
@@ -18,6 +19,8 @@ export interface TestGatewayOptions {
   extraRouters?: Router[];
   /** Reuse a data dir (restart tests); a fresh temp dir otherwise. */
   dataDir?: string;
+  /** Collect the gateway's request metrics here. */
+  registry?: Registry;
 }
 
 export interface TestGateway {
@@ -51,6 +54,7 @@ export async function startTestGateway(options: TestGatewayOptions = {}): Promis
     ...(options.baseDomain ? { baseDomain: options.baseDomain } : {}),
     ...(options.anonymousReadBuckets ? { anonymousReadBuckets: options.anonymousReadBuckets } : {}),
     ...(options.extraRouters ? { extraRouters: options.extraRouters } : {}),
+    ...(options.registry ? { registry: options.registry } : {}),
   });
   const { port } = await gateway.listen('127.0.0.1', 0);
   const endpoint = `http://127.0.0.1:${port}`;
