@@ -27,10 +27,13 @@ describe('parseRange', () => {
     expect(parseRange('bytes=-4', 10)).toEqual({ kind: 'range', range: { start: 6, end: 9 } });
     expect(parseRange('bytes=5-99', 10)).toEqual({ kind: 'range', range: { start: 5, end: 9 } });
   });
-  it('unsatisfiable past the end, for -0, and on an empty object', () => {
+  it('unsatisfiable past the end, for -0, and for offsets into an empty object', () => {
     expect(parseRange('bytes=10-', 10).kind).toBe('unsatisfiable');
     expect(parseRange('bytes=-0', 10).kind).toBe('unsatisfiable');
     expect(parseRange('bytes=0-', 0).kind).toBe('unsatisfiable');
+    expect(parseRange('bytes=0-0', 0).kind).toBe('unsatisfiable');
+    // A tail read of an empty object is the empty object, as on AWS.
+    expect(parseRange('bytes=-5', 0).kind).toBe('whole');
   });
   it('ignores what S3 ignores', () => {
     for (const v of [undefined, 'bytes=1-2,4-5', 'items=0-1', 'bytes=5-2', 'bytes=-', 'garbage']) {
