@@ -8,6 +8,7 @@ import {
   CreateBucketCommand,
   CreateMultipartUploadCommand,
   GetObjectCommand,
+  GetObjectTaggingCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListPartsCommand,
@@ -112,7 +113,7 @@ describe('low-level multipart', () => {
 
   it('create with a checksum algorithm, upload out of order, list parts, complete with CRC32s', async () => {
     const key = 'mpu/ordered';
-    const created = await s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key, ChecksumAlgorithm: 'CRC32', ContentType: 'application/x-mpu', Metadata: { m: '1' } }));
+    const created = await s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key, ChecksumAlgorithm: 'CRC32', ContentType: 'application/x-mpu', Metadata: { m: '1' }, Tagging: 'mp=yes' }));
     const uploadId = created.UploadId!;
     expect(created.ChecksumAlgorithm).toBe('CRC32');
     const r3 = await s3.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId: uploadId, PartNumber: 3, Body: p3, ChecksumAlgorithm: 'CRC32' }));
@@ -148,6 +149,8 @@ describe('low-level multipart', () => {
     expect(head.ContentLength).toBe(p1.length + p2.length + p3.length);
     expect(head.ContentType).toBe('application/x-mpu');
     expect(head.Metadata).toEqual({ m: '1' });
+    const tags = await s3.send(new GetObjectTaggingCommand({ Bucket: bucket, Key: key }));
+    expect(tags.TagSet).toEqual([{ Key: 'mp', Value: 'yes' }]);
     const tail = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=-4` }));
     expect(await tail.Body!.transformToString()).toBe('tail');
     const after = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: 'mpu/ordered' }));
