@@ -170,6 +170,7 @@ export async function startSite(config: SiteConfig): Promise<RunningSite> {
     logger,
     anonymousReadBuckets: config.anonymousReadBuckets,
     extraRouters,
+    registry,
     ...(config.baseDomain ? { baseDomain: config.baseDomain } : {}),
   });
   const { port } = await gateway.listen(config.host, config.port);
