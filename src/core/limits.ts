@@ -140,3 +140,7 @@ export const keepAliveIdleMs = 65_000;
 /** Object store: initial lmdb map (virtual address space, not disk); it
  * grows beyond this automatically. ~1 KiB per object: a million objects. */
 export const metaMapBytesInitial = 1024 ** 3;
+/** Object store: bodies up to this size are stored inside the lmdb commit
+ * instead of a file (one fsync per batch instead of two per object); also
+ * the most a small PUT holds in memory. */
+export const inlineBodyBytesMax = 64 * 1024;

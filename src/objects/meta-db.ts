@@ -84,6 +84,8 @@ export interface MetaDbs {
   parts: Database<PartRecord, Buffer>;
   tombstones: Database<TombstoneRecord, Buffer>;
   state: Database<SeqRecord, Buffer>;
+  /** Bodies of small objects, keyed by their inline blob id (raw bytes). */
+  inline: Database<Buffer, Buffer>;
 }
 
 export function openMetaDbs(root: RootDatabase): MetaDbs {
@@ -96,6 +98,7 @@ export function openMetaDbs(root: RootDatabase): MetaDbs {
     parts: sub('parts'),
     tombstones: sub('tombstones'),
     state: sub('state'),
+    inline: root.openDB<Buffer, Buffer>({ name: 'objects.inline', keyEncoding: 'binary', encoding: 'binary' }),
   };
 }
 
@@ -105,6 +108,10 @@ const zero = Buffer.from([0]);
 const one = Buffer.from([1]);
 
 export const seqKey = Buffer.from('seq');
+
+export function inlineKey(blobId: string): Buffer {
+  return Buffer.from(blobId, 'utf8');
+}
 
 export function bucketKey(bucket: string): Buffer {
   return Buffer.from(bucket, 'utf8');

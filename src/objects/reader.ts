@@ -66,6 +66,8 @@ export class PinnedReader implements ObjectReader {
     private readonly deps: ReaderDeps,
     /** Descriptor of the first blob, opened by openObject (a plain fd: cheaper than a FileHandle). */
     private firstFd: number | undefined,
+    /** Inline bodies of this version, copied at open. */
+    private readonly inline: ReadonlyMap<string, Buffer> = new Map(),
   ) {}
 
   stream(range?: ReadRange): Readable {
@@ -90,7 +92,7 @@ export class PinnedReader implements ObjectReader {
     this.released = true;
     const fd = this.firstFd;
     this.firstFd = undefined;
-    this.deps.pins.unpin(this.meta.blobs.map((b) => b.id));
+    this.deps.pins.unpin(this.meta.blobs.map((b) => b.id).filter((id) => !this.inline.has(id)));
     if (fd !== undefined) await new Promise<void>((resolve) => fs.close(fd, () => resolve()));
   }
 
@@ -108,7 +110,9 @@ export class PinnedReader implements ObjectReader {
     }
   }
 
-  private readBlob(index: number, id: string, from: number, to: number): AsyncIterable<Buffer> {
+  private readBlob(index: number, id: string, from: number, to: number): AsyncIterable<Buffer> | Iterable<Buffer> {
+    const inline = this.inline.get(id);
+    if (inline) return [inline.subarray(from, to + 1)];
     const fd = index === 0 ? this.firstFd : undefined;
     if (fd !== undefined) {
       this.firstFd = undefined; // the stream owns and closes it now

@@ -24,12 +24,12 @@ import type { RootDatabase } from 'lmdb';
 import type { ChangeHooks, ChangeIntent } from '../core/changes.ts';
 import { noReplication } from '../core/changes.ts';
 import { systemClock, type Clock } from '../core/clock.ts';
-import { BlobSpace, durableWrite, unlinkQuietly } from '../core/durable.ts';
+import { BlobSpace, durableWrite, isInlineBlobId, unlinkQuietly } from '../core/durable.ts';
 import { S3Error } from '../core/errors.ts';
-import { keyBytesMax, openObjectAttemptsMax, partNumberMax, partNumberMin, partSizeBytesMax, putObjectBytesMax } from '../core/limits.ts';
+import { inlineBodyBytesMax, keyBytesMax, openObjectAttemptsMax, partNumberMax, partNumberMin, partSizeBytesMax, putObjectBytesMax } from '../core/limits.ts';
 import { scanPage } from './listing.ts';
 import {
-  bucketBase, bucketEnd, bucketKey, objectKey, openMetaDbs, partKey, partRange, recordVersion,
+  bucketBase, bucketEnd, bucketKey, inlineKey, objectKey, openMetaDbs, partKey, partRange, recordVersion,
   seqKey, uploadKey, type MetaDbs, type PartRecord, type UploadRecord,
 } from './meta-db.ts';
 import { buildCompletedMeta, normalizeEtag, validateCompleteParts } from './multipart.ts';
@@ -52,6 +52,8 @@ export interface DiskObjectStoreOptions {
   clock?: Clock;
   /** Region recorded for buckets a replica apply creates implicitly. */
   defaultRegion?: string;
+  /** Bodies up to this size live in lmdb, not in files (0: always files). */
+  inlineMaxBytes?: number;
 }
 
 const openFd = promisify(fs.open);
@@ -73,6 +75,7 @@ export class DiskObjectStore implements ObjectStore {
     private hooks: ChangeHooks,
     private readonly clock: Clock,
     private readonly defaultRegion: string,
+    private readonly inlineMaxBytes: number,
   ) {
     this.pins = new BlobPins((id) => this.unlinkBlob(id));
   }
@@ -87,6 +90,7 @@ export class DiskObjectStore implements ObjectStore {
       options.hooks ?? noReplication,
       options.clock ?? systemClock,
       options.defaultRegion ?? 'us-east-1',
+      options.inlineMaxBytes ?? inlineBodyBytesMax,
     );
     await store.sweep();
     return store;
@@ -132,7 +136,7 @@ export class DiskObjectStore implements ObjectStore {
     const referenced = new Set<string>();
     for (const { value } of this.dbs.objects.getRange({})) for (const b of value.blobs) referenced.add(b.id);
     for (const { value } of this.dbs.parts.getRange({})) referenced.add(value.blobId);
-    let orphans = 0;
+    let orphans = await this.sweepInline(referenced);
     for (const shard of this.space.shards()) {
       const dir = join(this.space.blobDir, shard);
       for (const name of await readdir(dir)) {
@@ -143,6 +147,30 @@ export class DiskObjectStore implements ObjectStore {
     }
     this.lastSweep = { tmp, orphans };
     return this.lastSweep;
+  }
+
+  /** Inline bodies are written and removed in the transactions that reference
+   * and unreference them, so none should be orphaned; check anyway (cheap). */
+  private async sweepInline(referenced: Set<string>): Promise<number> {
+    const orphans = Array.from(this.dbs.inline.getKeys({}), (k) => k.toString('utf8')).filter((id) => !referenced.has(id));
+    if (orphans.length > 0) await this.txn(() => orphans.forEach((id) => this.dbs.inline.remove(inlineKey(id))));
+    return orphans.length;
+  }
+
+  /** Inside a transaction: drops the inline bodies among `ids` now (readers
+   * copied theirs at open) and returns the file blobs to release after commit. */
+  private forgetBlobs(ids: readonly string[]): string[] {
+    const files: string[] = [];
+    for (const id of ids) {
+      if (isInlineBlobId(id)) this.dbs.inline.remove(inlineKey(id));
+      else files.push(id);
+    }
+    return files;
+  }
+
+  /** Inside a transaction: stores an inline body under its blob id. */
+  private keepInline(blob: BlobRef, inline?: Buffer): void {
+    if (inline) this.dbs.inline.put(inlineKey(blob.id), inline);
   }
 
   /** Starts the admission; the caller awaits it before committing. */
@@ -269,11 +297,13 @@ export class DiskObjectStore implements ObjectStore {
       digest: { algorithms, sha256: input.sha256 },
       verify: input.verify,
       maxBytes: putObjectBytesMax,
+      inlineMaxBytes: this.inlineMaxBytes,
       admission,
-      commit: (blob, digest) =>
+      commit: (blob, digest, inline) =>
         this.txn(() => {
           this.requireBucket(bucket);
           this.checkConditions(bucket, key, input);
+          this.keepInline(blob, inline);
           const seq = this.nextSeq();
           const meta = this.newMeta(bucket, key, input, blob, digest, seq, input.checksumAlgorithm);
           const replaced = this.writeMeta(meta);
@@ -311,9 +341,9 @@ export class DiskObjectStore implements ObjectStore {
     };
   }
 
-  /** Inside a transaction: stores the version, returns the blobs it replaced. */
+  /** Inside a transaction: stores the version, returns the file blobs it replaced. */
   private writeMeta(meta: ObjectMeta): string[] {
-    const replaced = this.blobsOf(meta.bucket, meta.key);
+    const replaced = this.forgetBlobs(this.blobsOf(meta.bucket, meta.key));
     this.dbs.objects.put(objectKey(meta.bucket, meta.key), meta);
     this.dbs.tombstones.remove(objectKey(meta.bucket, meta.key));
     return replaced;
@@ -337,18 +367,33 @@ export class DiskObjectStore implements ObjectStore {
   async openObject(bucket: string, key: string): Promise<ObjectReader> {
     for (let attempt = 1; ; attempt++) {
       const meta = this.requireObject(bucket, key);
-      const ids = meta.blobs.map((b) => b.id);
-      this.pins.pin(ids); // same tick as the read: no unlink can slip between
+      const inline = this.readInline(meta); // same snapshot as the meta
+      const files = meta.blobs.map((b) => b.id).filter((id) => !isInlineBlobId(id));
+      this.pins.pin(files); // same tick as the read: no unlink can slip between
       const first = meta.blobs[0];
       try {
-        const fd = first ? await openFd(this.space.pathOf(first.id), 'r') : undefined;
-        return new PinnedReader(meta, { pins: this.pins, pathOf: (id) => this.space.pathOf(id) }, fd);
+        if (!inline) throw Object.assign(new Error('inline body vanished'), { code: 'ENOENT' });
+        const fd = first && !isInlineBlobId(first.id) ? await openFd(this.space.pathOf(first.id), 'r') : undefined;
+        const deps = { pins: this.pins, pathOf: (id: string) => this.space.pathOf(id) };
+        return new PinnedReader(meta, deps, fd, inline);
       } catch (err) {
-        this.pins.unpin(ids);
+        this.pins.unpin(files);
         const vanished = (err as NodeJS.ErrnoException).code === 'ENOENT';
         if (!vanished || attempt >= openObjectAttemptsMax) throw err;
       }
     }
+  }
+
+  /** Copies of the version's inline bodies (small: at most inlineBodyBytesMax each). */
+  private readInline(meta: ObjectMeta): Map<string, Buffer> | undefined {
+    const out = new Map<string, Buffer>();
+    for (const b of meta.blobs) {
+      if (!isInlineBlobId(b.id)) continue;
+      const data = this.dbs.inline.get(inlineKey(b.id));
+      if (!data) return undefined;
+      out.set(b.id, Buffer.from(data));
+    }
+    return out;
   }
 
   async headObject(bucket: string, key: string): Promise<ObjectMeta> {
@@ -362,7 +407,7 @@ export class DiskObjectStore implements ObjectStore {
     const intent: ChangeIntent = { kind: 'delete', bucket, key };
     await this.admit(hooks, intent);
     const replaced = await this.txn(() => {
-      const replaced = this.blobsOf(bucket, key);
+      const replaced = this.forgetBlobs(this.blobsOf(bucket, key));
       const seq = this.nextSeq();
       this.dbs.objects.remove(objectKey(bucket, key));
       hooks.committed({ ...intent, seq });
@@ -396,11 +441,13 @@ export class DiskObjectStore implements ObjectStore {
         digest: { algorithms: algorithm ? [algorithm] : [], sha256: false },
         verify: (d) => checkSize(d, expected),
         maxBytes: putObjectBytesMax,
+        inlineMaxBytes: this.inlineMaxBytes,
         admission,
-        commit: (blob, digest) =>
+        commit: (blob, digest, inline) =>
           this.txn(() => {
             this.requireBucket(dest.bucket);
             this.checkConditions(dest.bucket, dest.key, conditions);
+            this.keepInline(blob, inline);
             const seq = this.nextSeq();
             const meta = this.newMeta(dest.bucket, dest.key, chosen, blob, digest, seq, algorithm);
             const replaced = this.writeMeta(meta);
@@ -546,6 +593,7 @@ export class DiskObjectStore implements ObjectStore {
       digest: { algorithms: data.algorithms, sha256: data.sha256 },
       verify: data.verify,
       maxBytes: partSizeBytesMax,
+      inlineMaxBytes: 0, // parts stay files: Complete references them in place
       admission,
       commit: (blob, digest) =>
         this.txn(() => {
@@ -703,11 +751,13 @@ export class DiskObjectStore implements ObjectStore {
         digest: { algorithms: algorithm ? [algorithm] : [], sha256: false },
         verify: (d) => verifyReplicaBody(meta, d, algorithm),
         maxBytes: meta.size,
+        inlineMaxBytes: this.inlineMaxBytes,
         admission: Promise.resolve(),
-        commit: (blob) =>
+        commit: (blob, _digest, inline) =>
           this.txn(() => {
             if (!force && this.isStale(meta.bucket, meta.key, meta.seq)) throw new StaleReplica();
             this.ensureBucket(meta.bucket);
+            this.keepInline(blob, inline);
             const stored: ObjectMeta = { ...meta, v: objectMetaVersion, blobs: [blob] };
             const replaced = this.writeMeta(stored);
             this.raiseSeq(meta.seq);
@@ -726,7 +776,7 @@ export class DiskObjectStore implements ObjectStore {
     const force = options.force === true;
     const result = await this.txn(() => {
       if (!force && this.isStale(bucket, key, seq)) return undefined;
-      const replaced = this.blobsOf(bucket, key);
+      const replaced = this.forgetBlobs(this.blobsOf(bucket, key));
       this.dbs.objects.remove(objectKey(bucket, key));
       this.dbs.tombstones.put(objectKey(bucket, key), { v: recordVersion, seq });
       this.raiseSeq(seq);

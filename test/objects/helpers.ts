@@ -17,7 +17,12 @@ export interface Fixture {
   cleanup(): Promise<void>;
 }
 
-export async function makeFixture(hooks?: ChangeHooks): Promise<Fixture> {
+export interface FixtureOptions {
+  /** Bodies up to this size are stored in lmdb; 0 makes every body a file. */
+  inlineMaxBytes?: number;
+}
+
+export async function makeFixture(hooks?: ChangeHooks, options: FixtureOptions = {}): Promise<Fixture> {
   const dataDir = await mkdtemp(join(tmpdir(), 'lookahead-objects-'));
   const fx: Fixture = {
     dataDir,
@@ -27,7 +32,7 @@ export async function makeFixture(hooks?: ChangeHooks): Promise<Fixture> {
       await fx.store.close();
       await fx.root.close();
       fx.root = openMetaDb(dataDir);
-      fx.store = await DiskObjectStore.open({ dataDir, db: fx.root, ...(h ? { hooks: h } : {}) });
+      fx.store = await DiskObjectStore.open({ dataDir, db: fx.root, ...options, ...(h ? { hooks: h } : {}) });
       return fx.store;
     },
     async cleanup() {
@@ -36,7 +41,7 @@ export async function makeFixture(hooks?: ChangeHooks): Promise<Fixture> {
       await rm(dataDir, { recursive: true, force: true });
     },
   };
-  fx.store = await DiskObjectStore.open({ dataDir, db: fx.root, ...(hooks ? { hooks } : {}) });
+  fx.store = await DiskObjectStore.open({ dataDir, db: fx.root, ...options, ...(hooks ? { hooks } : {}) });
   return fx;
 }
 

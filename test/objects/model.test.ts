@@ -79,7 +79,7 @@ it('matches a map model under random put/delete/copy/tag sequences', async () =>
 
 it('openObject gives up after a bounded number of retries when a blob is missing', async () => {
   await fx.store.createBucket('broken', 'us-east-1');
-  const m = await fx.store.putObject(putInput('broken', 'k', 'x'));
+  const m = await fx.store.putObject(putInput('broken', 'k', Buffer.alloc(200 * 1024))); // a file, not inline
   const id = m.blobs[0]!.id;
   await unlink(join(fx.dataDir, 'blobs', id.slice(0, 2), id)); // outside damage, not a race
   await expect(fx.store.openObject('broken', 'k')).rejects.toMatchObject({ code: 'ENOENT' });

@@ -32,6 +32,9 @@ async function filesUnder(dir: string): Promise<string[]> {
   return out;
 }
 
+/** These tests count blob files, so every body becomes one (no inline bodies). */
+const filesOnly = { inlineMaxBytes: 0 };
+
 const blobFiles = (f: Fixture) => filesUnder(join(f.dataDir, 'blobs'));
 const tmpFiles = (f: Fixture) => filesUnder(join(f.dataDir, 'tmp'));
 
@@ -72,7 +75,7 @@ function recordingHooks() {
 describe('hooks', () => {
   it('admits at the start, streams meanwhile, commits only after the admission', async () => {
     const rec = recordingHooks();
-    fx = await makeFixture(rec.hooks);
+    fx = await makeFixture(rec.hooks, filesOnly);
     await fx.store.createBucket('h', 'us-east-1');
     const release = rec.hold();
     const body = randomBytes(100_000);
@@ -91,7 +94,7 @@ describe('hooks', () => {
 
   it('writes made in committed() share the metadata transaction', async () => {
     const rec = recordingHooks();
-    fx = await makeFixture();
+    fx = await makeFixture(undefined, filesOnly);
     const queue = fx.root.openDB<number, string>({ name: 'test.queue' });
     fx.store.setChangeHooks({
       admit: rec.hooks.admit,
@@ -114,7 +117,7 @@ describe('hooks', () => {
   });
 
   it('a refused admission commits nothing and leaves no file', async () => {
-    fx = await makeFixture();
+    fx = await makeFixture(undefined, filesOnly);
     await fx.store.createBucket('h', 'us-east-1');
     fx.store.setChangeHooks({
       admit: async () => {
@@ -130,7 +133,7 @@ describe('hooks', () => {
   });
 
   it('a refusal that arrives mid-stream stops the upload without waiting for the body', async () => {
-    fx = await makeFixture();
+    fx = await makeFixture(undefined, filesOnly);
     await fx.store.createBucket('h', 'us-east-1');
     let refuse!: (e: Error) => void;
     fx.store.setChangeHooks({
@@ -155,7 +158,7 @@ describe('hooks', () => {
 
   it('every mutation goes through admit and committed with its ChangeKind', async () => {
     const rec = recordingHooks();
-    fx = await makeFixture(rec.hooks);
+    fx = await makeFixture(rec.hooks, filesOnly);
     const s = fx.store;
     await s.createBucket('h', 'us-east-1');
     await s.putObject(putInput('h', 'a', 'x'));
@@ -184,7 +187,7 @@ describe('hooks', () => {
 
 describe('durability', () => {
   it('a failed verify leaves no temp file, no blob and no metadata', async () => {
-    fx = await makeFixture();
+    fx = await makeFixture(undefined, filesOnly);
     await fx.store.createBucket('d', 'us-east-1');
     const bad = putInput('d', 'k', randomBytes(50_000), {
       verify: () => {
@@ -199,7 +202,7 @@ describe('durability', () => {
   });
 
   it('a client that disconnects mid-stream leaves nothing behind', async () => {
-    fx = await makeFixture();
+    fx = await makeFixture(undefined, filesOnly);
     await fx.store.createBucket('d', 'us-east-1');
     const body = new Readable({ read() {} });
     const put = fx.store.putObject(putInput('d', 'k', body));
@@ -213,7 +216,7 @@ describe('durability', () => {
   });
 
   it('the sweep on reopen removes temp files and unreferenced blobs only', async () => {
-    fx = await makeFixture();
+    fx = await makeFixture(undefined, filesOnly);
     const s = fx.store;
     await s.createBucket('d', 'us-east-1');
     await s.putObject(putInput('d', 'kept', 'object data'));
@@ -236,7 +239,7 @@ describe('durability', () => {
 
 describe('concurrency', () => {
   it('a reader that opened before an overwrite keeps reading its version', async () => {
-    fx = await makeFixture();
+    fx = await makeFixture(undefined, filesOnly);
     const s = fx.store;
     await s.createBucket('c', 'us-east-1');
     const v1 = randomBytes(8 * 1024 * 1024);
@@ -260,7 +263,7 @@ describe('concurrency', () => {
   });
 
   it('concurrent writers to one key: last committed wins whole, replaced blobs go', async () => {
-    fx = await makeFixture();
+    fx = await makeFixture(undefined, filesOnly);
     const s = fx.store;
     await s.createBucket('c', 'us-east-1');
     const bodies = Array.from({ length: 24 }, (_, i) => randomBytes(1000 + i * 997));
@@ -288,7 +291,7 @@ describe('replica apply', () => {
 
   it('drops stale copies, keeps tombstones, raises the seq counter, calls no hooks', async () => {
     const rec = recordingHooks();
-    fx = await makeFixture(rec.hooks);
+    fx = await makeFixture(rec.hooks, filesOnly);
     const s = fx.store;
     // Bucket created implicitly by the first copy.
     expect(await s.applyReplica(replicaMeta('k', Buffer.from('v5'), 5), body('v5'))).toBe(true);
@@ -321,7 +324,7 @@ describe('replica apply', () => {
   });
 
   it('refuses a copy whose body does not match its metadata, storing nothing', async () => {
-    fx = await makeFixture();
+    fx = await makeFixture(undefined, filesOnly);
     const s = fx.store;
     expect(await code(s.applyReplica(replicaMeta('k', Buffer.from('right'), 3), body('wrong')))).toBe('BadDigest');
     expect(await code(s.applyReplica(replicaMeta('k', Buffer.from('right'), 3), body('shrt')))).toBe('IncompleteBody');
