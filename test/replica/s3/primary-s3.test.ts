@@ -50,11 +50,6 @@ async function startPrimary(url: string): Promise<Primary> {
   });
   const store = await DiskObjectStore.open({ dataDir, db: root, hooks: repl.hooks });
   await repl.start(store);
-  // Let the sender's start-up pump finish before the first write: a miss
-  // admitted while that pump composes an empty message is not picked up
-  // until the next event (a lost wake-up in PrimaryReplicator.kick,
-  // reported to the replication engineer; not a target matter).
-  await new Promise((r) => setTimeout(r, 300));
   return {
     repl,
     store,
