@@ -357,7 +357,7 @@ async function keyWorkloads(opts: BenchOptions, primary: Site, report: Report): 
     logWorkload({ writes: writesMax }),
     treeWorkload({ files: writesMax }),
     multipartWorkload({ uploads: opts.quick ? 30 : 100 }),
-    zipfWorkload({ keys: 2_000, writes: writesMax }),
+    zipfWorkload({ keys: existingMax, writes: writesMax }),
     uniformWorkload({ writes: writesMax, existing: existingMax }),
   ];
   for (const w of workloads) {

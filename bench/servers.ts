@@ -103,6 +103,10 @@ export async function spawnServer(opts: SpawnOptions): Promise<ChildServer> {
       clearTimeout(timer);
       reject(new Error(`${opts.label} exited (${code ?? signal}) before it was ready:\n${tail}`));
     });
+    child.once('error', (err) => {
+      clearTimeout(timer);
+      reject(new Error(`${opts.label} could not be started: ${err.message}`));
+    });
     if (url !== undefined) onReady(url);
   });
   return server;
