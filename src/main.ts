@@ -44,10 +44,11 @@ interface ServeFlags {
 function replicationConfig(flags: ServeFlags): SiteConfig['replication'] {
   if (flags.role === 'single') return undefined;
   const secret = flags.replicationSecret ?? process.env.LOOKAHEAD_REPLICATION_SECRET;
-  if (!secret) fail(`--role ${flags.role} needs --replication-secret (or LOOKAHEAD_REPLICATION_SECRET)`);
   if (flags.role === 'primary' && !flags.secondary) fail('--role primary needs --secondary URL');
+  const plainS3 = flags.secondary?.startsWith('s3://') ?? false;
+  if (!secret && !plainS3) fail(`--role ${flags.role} needs --replication-secret (or LOOKAHEAD_REPLICATION_SECRET)`);
   return {
-    secret,
+    ...(secret ? { secret } : {}),
     onSecondaryDown: flags.onSecondaryDown ?? 'degraded',
     predictors: flags.predictors
       ? { ...defaultPredictorConfig, enabled: parsePredictorNames(flags.predictors) }
@@ -121,7 +122,10 @@ export function buildProgram(): Command {
       .option('--data <dir>', 'data directory', './data')
       .option('--listen <host:port>', 'address to listen on (port 0 picks a free one)', defaultListen)
       .addOption(new Option('--role <role>', 'site role').choices(['single', 'primary', 'secondary']).default('single'))
-      .option('--secondary <url>', 'primary: the secondary gateway, e.g. http://10.0.0.2:9000')
+      .option(
+        '--secondary <url>',
+        'primary: the secondary gateway (http://HOST:PORT) or a plain S3 server (s3://BUCKET[/PREFIX]@http://HOST:PORT, credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)',
+      )
       .option('--primary-url <url>', 'secondary: the primary, named in errors clients get for writes here')
       .option('--replication-secret <secret>', 'shared inter-site secret (default: LOOKAHEAD_REPLICATION_SECRET)')
       .addOption(

@@ -14,6 +14,7 @@ import { loadCredentials, type KeyPair } from '../gateway/credentials.ts';
 import { createGateway, type Gateway } from '../gateway/server.ts';
 import { DiskObjectStore, openMetaDb } from '../objects/store.ts';
 import type { ObjectStore } from '../objects/types.ts';
+import { createS3Target } from '../replica/s3/target.ts';
 import { defaultPredictorConfig, type PredictorConfig } from '../predict/predictions.ts';
 import {
   createPrimaryReplication,
@@ -25,9 +26,11 @@ import {
 export type Role = 'single' | 'primary' | 'secondary';
 
 export interface ReplicationConfig {
-  /** Shared by both sites; authenticates every inter-site request. */
-  secret: string;
-  /** Primary: where the secondary gateway listens. */
+  /** Shared by both sites; authenticates every inter-site request. Not
+   * needed for a plain S3 secondary (its own credentials apply). */
+  secret?: string;
+  /** Primary: where the secondary gateway listens (http://...), or a plain
+   * S3 secondary (s3://BUCKET[/PREFIX]@ENDPOINT, src/replica/s3/url.ts). */
   secondaryUrl?: string;
   /** Primary: a ready-made target instead (plain S3 secondary). */
   target?: ReplicaTarget;
@@ -85,9 +88,13 @@ function roleParts(config: SiteConfig, db: ReturnType<typeof openMetaDb>, regist
       return { hooks: noReplication, routers: [], start: async () => {}, stop: async () => {}, status: () => ({}) };
     case 'primary': {
       const r = replicationOf(config);
+      const log = (message: string, fields?: Record<string, unknown>) => logger.info(fields ?? {}, message);
+      // A plain S3 secondary keeps R as objects on itself (issue 5); its
+      // credentials come from the AWS SDK's default chain (AWS_* variables).
+      const target = r.target ?? (r.secondaryUrl?.startsWith('s3://') ? createS3Target({ url: r.secondaryUrl, log }) : undefined);
       const repl = createPrimaryReplication({
         root: db,
-        ...(r.target ? { target: r.target } : { secondaryUrl: r.secondaryUrl, replicationSecret: r.secret }),
+        ...(target ? { target } : { secondaryUrl: r.secondaryUrl, replicationSecret: r.secret }),
         clock: systemClock,
         random: systemRandom,
         config: {
@@ -97,7 +104,7 @@ function roleParts(config: SiteConfig, db: ReturnType<typeof openMetaDb>, regist
         },
         predictors: r.predictors,
         registry,
-        log: (message, fields) => logger.info(fields ?? {}, message),
+        log,
       });
       return {
         hooks: repl.hooks,
@@ -109,6 +116,7 @@ function roleParts(config: SiteConfig, db: ReturnType<typeof openMetaDb>, regist
     }
     case 'secondary': {
       const r = replicationOf(config);
+      if (!r.secret) throw new Error('a secondary needs a replication secret');
       const sec = createSecondaryReplication({
         root: db,
         clock: systemClock,
