@@ -222,9 +222,10 @@ export async function durableWrite<T>(input: DurableWriteInput<T>): Promise<T> {
   } catch (err) {
     if (current) await unlinkQuietly(current).catch(() => {});
     throw err;
-  } finally {
-    await chunks.return?.(); // ends (destroys) the body if we stopped early
   }
+  // The body is never destroyed here, even when we stop reading it early: it
+  // may be the client's request, and the gateway still has to write the error
+  // response on that socket (it closes the connection afterwards).
 }
 
 /** Reads until the body ends or exceeds `limit` bytes; a failing body throws. */
@@ -236,20 +237,15 @@ async function readHead(
 ): Promise<{ ended: boolean; buffered: Buffer[] }> {
   const buffered: Buffer[] = [];
   let size = 0;
-  try {
-    while (size <= limit) {
-      const next = await chunks.next();
-      if (next.done) return { ended: true, buffered };
-      size += next.value.length;
-      check(size);
-      digester.update(next.value);
-      buffered.push(next.value);
-    }
-    return { ended: false, buffered };
-  } catch (err) {
-    await chunks.return?.();
-    throw err;
+  while (size <= limit) {
+    const next = await chunks.next();
+    if (next.done) return { ended: true, buffered };
+    size += next.value.length;
+    check(size);
+    digester.update(next.value);
+    buffered.push(next.value);
   }
+  return { ended: false, buffered };
 }
 
 /** Small body: verify, admit, and commit the bytes with the metadata. */
