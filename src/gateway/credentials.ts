@@ -1,6 +1,8 @@
 // Access keys: the main pair from the environment or, failing that, a pair
 // generated on first start and kept in <dataDir>/credentials.json (0600);
 // extra pairs from a keys file (JSON object/array or `access:secret` lines).
+// A JSON array entry may carry `buckets: [...]`: that key then reaches only
+// those buckets (enforced by the gateway's authorize step).
 
 import { randomBytes } from 'node:crypto';
 import { chmod, readFile, writeFile } from 'node:fs/promises';
@@ -10,6 +12,8 @@ import type { CredentialLookup } from './auth/sigv4.ts';
 export interface KeyPair {
   accessKeyId: string;
   secretAccessKey: string;
+  /** When present, the only buckets this key may use (and see in ListBuckets). */
+  buckets?: string[];
 }
 
 export interface LoadCredentialsOptions {
@@ -31,13 +35,23 @@ export interface LoadedCredentials {
 
 export class StaticCredentials implements CredentialLookup {
   private readonly secrets = new Map<string, string>();
+  private readonly allowed = new Map<string, ReadonlySet<string>>();
 
   constructor(pairs: KeyPair[]) {
-    for (const p of pairs) this.secrets.set(p.accessKeyId, p.secretAccessKey);
+    for (const p of pairs) {
+      this.secrets.set(p.accessKeyId, p.secretAccessKey);
+      // A later pair for the same id replaces the earlier one entirely.
+      if (p.buckets) this.allowed.set(p.accessKeyId, new Set(p.buckets));
+      else this.allowed.delete(p.accessKeyId);
+    }
   }
 
   secretFor(accessKeyId: string): string | undefined {
     return this.secrets.get(accessKeyId);
+  }
+
+  bucketsFor(accessKeyId: string): ReadonlySet<string> | undefined {
+    return this.allowed.get(accessKeyId);
   }
 
   get size(): number {
@@ -50,6 +64,15 @@ const credentialsFileName = 'credentials.json';
 function isKeyPair(v: unknown): v is KeyPair {
   const o = v as Partial<KeyPair> | null;
   return typeof o?.accessKeyId === 'string' && typeof o.secretAccessKey === 'string' && o.accessKeyId !== '' && o.secretAccessKey !== '';
+}
+
+function bucketsOf(entry: KeyPair): Pick<KeyPair, 'buckets'> {
+  const b: unknown = entry.buckets;
+  if (b === undefined) return {};
+  if (!Array.isArray(b) || !b.every((n) => typeof n === 'string' && n !== '')) {
+    throw new Error(`keys file: buckets of ${entry.accessKeyId} must be an array of bucket names`);
+  }
+  return { buckets: [...(b as string[])] };
 }
 
 /** AWS-looking keys: 20 upper-case alphanumerics and 40 base64-ish characters. */
@@ -78,7 +101,7 @@ export function parseKeysFile(text: string): KeyPair[] {
     const doc: unknown = JSON.parse(trimmed);
     if (Array.isArray(doc)) {
       if (!doc.every(isKeyPair)) throw new Error('keys file: every entry needs accessKeyId and secretAccessKey');
-      return doc.map((p) => ({ accessKeyId: p.accessKeyId, secretAccessKey: p.secretAccessKey }));
+      return doc.map((p) => ({ accessKeyId: p.accessKeyId, secretAccessKey: p.secretAccessKey, ...bucketsOf(p) }));
     }
     return Object.entries(doc as Record<string, unknown>).map(([accessKeyId, secret]) => {
       if (typeof secret !== 'string' || secret === '') throw new Error(`keys file: bad secret for ${accessKeyId}`);

@@ -85,11 +85,27 @@ function idTwo(requestId: string): string {
   return Buffer.from(requestId).toString('base64');
 }
 
-/** Refuses anonymous requests unless the bucket is open for anonymous reads. */
-function authorize(op: Operation, auth: AuthContext | undefined, anonymous: ReadonlySet<string>): void {
-  if (auth) return;
+/** Buckets an operation touches: its own and, for copies, the source's. */
+function bucketsTouched(op: Operation): string[] {
+  const own = bucketOf(op);
+  const source = op.kind === 'CopyObject' || op.kind === 'UploadPartCopy' ? op.source.bucket : undefined;
+  return [own, source].filter((b): b is string => b !== undefined);
+}
+
+/**
+ * Refuses anonymous requests unless the bucket is open for anonymous reads,
+ * and a key limited to some buckets everywhere else (what anyone may read
+ * anonymously it may read too).
+ */
+function authorize(op: Operation, auth: AuthContext | undefined, anonymous: ReadonlySet<string>, allowed: ReadonlySet<string> | undefined): void {
   const bucket = bucketOf(op);
-  if (bucket !== undefined && anonymous.has(bucket) && isAnonymousReadable(op)) return;
+  const publicRead = bucket !== undefined && anonymous.has(bucket) && isAnonymousReadable(op);
+  if (!auth) {
+    if (publicRead) return;
+    throw new S3Error('AccessDenied', 'Access Denied');
+  }
+  if (allowed === undefined || publicRead) return;
+  if (bucketsTouched(op).every((b) => allowed.has(b))) return;
   throw new S3Error('AccessDenied', 'Access Denied');
 }
 
@@ -204,10 +220,12 @@ class GatewayServer implements Gateway {
         { now: this.clock.now(), keyCache: this.keyCache },
       );
       kind = operation.kind;
-      authorize(operation, auth, this.anonymous);
+      const allowedBuckets = auth ? this.options.credentials.bucketsFor?.(auth.accessKeyId) : undefined;
+      authorize(operation, auth, this.anonymous, allowedBuckets);
       // Only an authenticated, authorised request gets the client to send its body.
       if (this.awaitingContinue.delete(req)) res.writeContinue();
-      const reply = await dispatch(operation, { req, query, ...(auth ? { auth } : {}), requestId }, this.deps);
+      const rq = { req, query, requestId, ...(auth ? { auth } : {}), ...(allowedBuckets ? { allowedBuckets } : {}) };
+      const reply = await dispatch(operation, rq, this.deps);
       await writeReply(res, reply, method);
     } catch (err) {
       try {

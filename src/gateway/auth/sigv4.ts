@@ -29,6 +29,8 @@ import {
 
 export interface CredentialLookup {
   secretFor(accessKeyId: string): string | undefined;
+  /** The buckets a key is limited to; undefined: every bucket. */
+  bucketsFor?(accessKeyId: string): ReadonlySet<string> | undefined;
 }
 
 export interface SignedRequest {

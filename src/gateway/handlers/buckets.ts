@@ -6,8 +6,9 @@ import { emptyReply, xmlReply, type Reply } from '../reply.ts';
 import { isoTime, text } from '../xml.ts';
 import { owner, type HandlerDeps, type RequestState } from './context.ts';
 
-export async function listBuckets(_rq: RequestState, deps: HandlerDeps): Promise<Reply> {
-  const buckets = await deps.store.listBuckets();
+export async function listBuckets(rq: RequestState, deps: HandlerDeps): Promise<Reply> {
+  const allowed = rq.allowedBuckets;
+  const buckets = (await deps.store.listBuckets()).filter((b) => allowed === undefined || allowed.has(b.name));
   const items = buckets.map((b) => ({ Name: b.name, CreationDate: isoTime(b.created) }));
   return xmlReply(
     deps.xml.build('ListAllMyBucketsResult', {

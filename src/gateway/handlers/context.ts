@@ -27,6 +27,8 @@ export interface RequestState {
   /** Undefined for an anonymous request (allowed for reads only). */
   auth?: AuthContext;
   requestId: string;
+  /** The authenticated key's bucket allow-list, when it has one. */
+  allowedBuckets?: ReadonlySet<string>;
 }
 
 /** The single owner every bucket and object reports. */
