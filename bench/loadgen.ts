@@ -202,6 +202,13 @@ export async function runWorkload(client: S3Http, bucket: string, spec: Workload
   };
 }
 
+/** Warm-up before measuring: JIT, lmdb map growth, connection pool, caches. */
+export async function warmUp(client: S3Http, bucket: string, seconds = 2): Promise<void> {
+  for (const op of ['put', 'get'] as const) {
+    await runWorkload(client, bucket, { op, objectBytes: 4096, concurrency: 16, seconds, maxOps: 2_000, prefix: `warmup-${op}` });
+  }
+}
+
 // ---------------------------------------------------------------- RSS
 
 /** Resident set size of a process in bytes (VmRSS), or 0 if it is gone. */

@@ -22,7 +22,7 @@ import {
   type Workload,
   type WorkloadEvent,
 } from '../src/predict/workloads.ts';
-import { runWorkload, percentile, median, type WorkloadResult } from './loadgen.ts';
+import { runWorkload, warmUp, percentile, median, type WorkloadResult } from './loadgen.ts';
 import { startLookahead, serveHelp, testAccessKey, testSecretKey, type ChildServer } from './servers.ts';
 import { startDelayProxy, type DelayProxy } from './delay-proxy.ts';
 import { selected, fmt, table, log, type BenchOptions, type Report } from './report.ts';
@@ -303,6 +303,9 @@ async function putKeysRaw(client: S3Http, paths: string[], body: Buffer, concurr
 
 async function offVsOn(opts: BenchOptions, off: Site, primary: Site, report: Report): Promise<void> {
   const rounds = opts.quick ? 1 : 2;
+  log('warming up the single site and the primary');
+  await warmUp(off.client, bucket, opts.quick ? 1 : 2);
+  await warmUp(primary.client, bucket, opts.quick ? 1 : 2);
   const offRuns: WorkloadResult[] = [];
   const onRuns: WorkloadResult[] = [];
   const before = await readCounters(primary.client).catch(() => undefined);

@@ -19,7 +19,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { S3Http, patternStream } from './s3http.ts';
-import { runWorkload, runMultipart, compareLargeGet, type WorkloadOp, type WorkloadResult } from './loadgen.ts';
+import { runWorkload, runMultipart, compareLargeGet, warmUp, type WorkloadOp, type WorkloadResult } from './loadgen.ts';
 import {
   startLookahead,
   startS3rver,
@@ -260,6 +260,8 @@ async function main(): Promise<void> {
       log(`starting ${name}`);
       const t = await startTarget(name, root);
       await t.client.ensureBucket(bucket);
+      log(`warming up ${name}`);
+      await warmUp(t.client, bucket, opts.quick ? 1 : 2);
       targets.push(t);
     }
     await standardWorkloads(targets, opts, report);
