@@ -144,3 +144,6 @@ export const metaMapBytesInitial = 1024 ** 3;
  * instead of a file (one fsync per batch instead of two per object); also
  * the most a small PUT holds in memory. */
 export const inlineBodyBytesMax = 64 * 1024;
+/** Object store: read size for GET streams (node's default is 64 KiB); fewer,
+ * larger chunks per response. Buffered per GET in flight. */
+export const readChunkBytes = 256 * 1024;

@@ -12,6 +12,7 @@ import fs, { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { assert } from '../core/assert.ts';
 import { S3Error } from '../core/errors.ts';
+import { readChunkBytes } from '../core/limits.ts';
 import type { ObjectMeta, ObjectReader, ReadRange } from './types.ts';
 
 /** Reference counts of blobs in use by readers, and unlinks waiting for them. */
@@ -82,9 +83,16 @@ export class PinnedReader implements ObjectReader {
       void this.close();
       throw new S3Error('InvalidRange', 'The requested range is not satisfiable');
     }
-    const out = Readable.from(this.chunks(start, end), { objectMode: false });
+    const out = this.singleBlobStream(start, end) ?? Readable.from(this.chunks(start, end), { objectMode: false });
     out.once('close', () => void this.close());
     return out;
+  }
+
+  /** The common case, one blob: its file stream itself, no generator hop per chunk. */
+  private singleBlobStream(start: number, end: number): Readable | undefined {
+    const only = this.meta.blobs.length === 1 ? this.meta.blobs[0] : undefined;
+    if (!only || this.inline.has(only.id)) return undefined;
+    return this.readBlob(0, only.id, start, end) as Readable;
   }
 
   async close(): Promise<void> {
@@ -116,8 +124,8 @@ export class PinnedReader implements ObjectReader {
     const fd = index === 0 ? this.firstFd : undefined;
     if (fd !== undefined) {
       this.firstFd = undefined; // the stream owns and closes it now
-      return createReadStream('', { fd, start: from, end: to, autoClose: true });
+      return createReadStream('', { fd, start: from, end: to, autoClose: true, highWaterMark: readChunkBytes });
     }
-    return createReadStream(this.deps.pathOf(id), { start: from, end: to });
+    return createReadStream(this.deps.pathOf(id), { start: from, end: to, highWaterMark: readChunkBytes });
   }
 }
