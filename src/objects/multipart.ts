@@ -84,7 +84,8 @@ function completedChecksum(upload: UploadRecord, parts: readonly PartRecord[]): 
     if (!p.checksum || p.checksumAlgorithm !== algorithm) return undefined;
     values.push(p.checksum);
   }
-  const type = upload.checksumType ?? 'COMPOSITE';
+  // S3's default: CRC64NVME exists only as FULL_OBJECT, the others default to COMPOSITE.
+  const type = upload.checksumType ?? (algorithm === 'CRC64NVME' ? 'FULL_OBJECT' : 'COMPOSITE');
   if (type === 'FULL_OBJECT' && supportsFullObjectCombine(algorithm)) {
     return { algorithm, type, value: fullObjectCrc(algorithm, parts.map((p) => ({ checksum: p.checksum!, size: p.size }))) };
   }
