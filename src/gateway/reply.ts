@@ -20,8 +20,9 @@ export function emptyReply(status = 200, headers: ReplyHeaders = {}): Reply {
   return { status, headers };
 }
 
-/** Writes a reply; a stream body that fails midway aborts the connection. */
-export async function writeReply(res: ServerResponse, reply: Reply, method: string): Promise<void> {
+/** Writes a reply; a stream body that fails midway aborts the connection
+ * (and is reported to `onBodyError`). */
+export async function writeReply(res: ServerResponse, reply: Reply, method: string, onBodyError?: (err: Error) => void): Promise<void> {
   for (const [name, value] of Object.entries(reply.headers)) res.setHeader(name, value);
   res.statusCode = reply.status;
   const body = reply.body;
@@ -38,7 +39,7 @@ export async function writeReply(res: ServerResponse, reply: Reply, method: stri
     res.end(body);
     return;
   }
-  await pipeBody(body, res);
+  await pipeBody(body, res, onBodyError);
 }
 
 /**
@@ -46,7 +47,7 @@ export async function writeReply(res: ServerResponse, reply: Reply, method: stri
  * an AbortController (and a DOMException on finish) per response, which
  * showed up in GET profiles. Resolves when the response is done either way.
  */
-function pipeBody(body: Readable, res: ServerResponse): Promise<void> {
+function pipeBody(body: Readable, res: ServerResponse, onBodyError?: (err: Error) => void): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
       res.off('finish', done);
@@ -59,10 +60,11 @@ function pipeBody(body: Readable, res: ServerResponse): Promise<void> {
       if (!body.destroyed && !res.writableFinished) body.destroy();
       done();
     });
-    body.once('error', () => {
+    body.once('error', (err) => {
       // Headers are gone already: the only honest signal left is a cut
       // connection, so the client sees a short body rather than a wrong one.
       res.destroy();
+      onBodyError?.(err);
     });
     body.pipe(res);
   });

@@ -226,7 +226,7 @@ class GatewayServer implements Gateway {
       if (this.awaitingContinue.delete(req)) res.writeContinue();
       const rq = { req, query, requestId, ...(auth ? { auth } : {}), ...(allowedBuckets ? { allowedBuckets } : {}) };
       const reply = await dispatch(operation, rq, this.deps);
-      await writeReply(res, reply, method);
+      await writeReply(res, reply, method, (err) => this.bodyFailed(err, requestId, operation));
     } catch (err) {
       try {
         await this.fail(req, res, err, requestId);
@@ -237,6 +237,13 @@ class GatewayServer implements Gateway {
       }
     }
     return kind;
+  }
+
+  /** A response body failed after its headers went out (the connection was cut). */
+  private bodyFailed(err: Error, requestId: string, op: Operation): void {
+    const clientGone = (err as NodeJS.ErrnoException).code === 'ERR_STREAM_PREMATURE_CLOSE';
+    const where = { bucket: bucketOf(op), key: 'key' in op ? op.key : undefined };
+    this.options.logger[clientGone ? 'debug' : 'error']({ err, requestId, ...where }, 'response body failed; connection cut');
   }
 
   private async fail(req: http.IncomingMessage, res: http.ServerResponse, err: unknown, requestId: string): Promise<void> {

@@ -6,6 +6,7 @@ import type { ObjectMeta, ReadRange } from '../../objects/types.ts';
 import { checksumHeaderName, planBody } from '../body.ts';
 import type { ObjectRef } from '../endpoint.ts';
 import { emptyReply, type Reply, type ReplyHeaders } from '../reply.ts';
+import { verifiedBody } from '../verify-read.ts';
 import { quoteEtag } from '../xml.ts';
 import {
   evaluateConditions,
@@ -142,7 +143,7 @@ export async function getObject(op: ObjectRef, rq: RequestState, deps: HandlerDe
       await reader.close();
       return { status: sel.status, headers, body: Buffer.alloc(0) };
     }
-    return { status: sel.status, headers, body: reader.stream(sel.range) };
+    return { status: sel.status, headers, body: verifiedBody(meta, sel.range, reader.stream(sel.range)) };
   } catch (err) {
     await reader.close();
     throw err;

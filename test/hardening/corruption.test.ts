@@ -1,0 +1,196 @@
+// A blob file damaged on disk (a flipped byte, truncated, extended) is
+// detected while it streams: the client never receives a complete body of
+// wrong bytes (the connection is cut before the last chunk), the log names
+// the object and the request id, and the gateway keeps serving.
+
+import { createHash } from 'node:crypto';
+import { appendFile, open, stat, truncate } from 'node:fs/promises';
+import http from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rawRequest, signer, type Target } from '../helpers/http.ts';
+import { capturingLogger, dataFiles, sleep, startHardGateway, type HardGateway } from './harness.ts';
+
+const pair = { accessKeyId: 'CORRUPTIONKEY0000001', secretAccessKey: 'corruption-secret-0123456789abcdefghijk' };
+const bucket = 'damaged';
+const logLines: string[] = [];
+let gw: HardGateway;
+let t: Target;
+
+beforeAll(async () => {
+  gw = await startHardGateway({ pairs: [pair], logger: capturingLogger(logLines) });
+  t = gw.as();
+  expect((await rawRequest(t, { method: 'PUT', path: `/${bucket}` })).status).toBe(200);
+});
+afterAll(async () => {
+  await gw?.close();
+});
+
+function payload(size: number, seed: number): Buffer {
+  const b = Buffer.alloc(size);
+  for (let i = 0; i < size; i++) b[i] = (i * 31 + seed * 7 + (i >> 9)) & 0xff;
+  return b;
+}
+
+/** PUTs `body` and returns the blob file the write created. */
+async function putAndFindBlob(key: string, body: Buffer): Promise<string> {
+  const before = new Set(await dataFiles(gw.dataDir));
+  const r = await rawRequest(t, { method: 'PUT', path: `/${bucket}/${key}`, body });
+  expect(r.status, r.text).toBe(200);
+  const added = (await dataFiles(gw.dataDir)).filter((f) => !before.has(f));
+  expect(added, 'a body over the inline limit has exactly one blob file').toHaveLength(1);
+  return added[0]!;
+}
+
+interface Download {
+  status: number;
+  requestId: string;
+  /** The body arrived whole (as many bytes as content-length, cleanly ended). */
+  complete: boolean;
+  body: Buffer;
+}
+
+/** A signed GET that reports a cut connection instead of rejecting. */
+async function download(path: string, headers: Record<string, string> = {}): Promise<Download> {
+  const signed = await signer(t).sign({
+    method: 'GET',
+    protocol: 'http:',
+    hostname: '127.0.0.1',
+    port: t.port,
+    path,
+    query: {},
+    headers: { host: `127.0.0.1:${t.port}`, 'x-amz-content-sha256': createHash('sha256').update('').digest('hex'), ...headers },
+  });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('download hung: a short body must cut the connection')), 10_000);
+    const req = http.request({ host: '127.0.0.1', port: t.port, method: 'GET', path, headers: signed.headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      const finish = (complete: boolean) => {
+        clearTimeout(timer);
+        const body = Buffer.concat(chunks);
+        const length = Number(res.headers['content-length']);
+        resolve({ status: res.statusCode ?? 0, requestId: String(res.headers['x-amz-request-id']), complete: complete && body.length === length, body });
+      };
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => finish(res.complete));
+      res.on('error', () => finish(false));
+      res.on('aborted', () => finish(false));
+    });
+    // Cut before the headers left (the whole body was the held-back chunk).
+    req.on('error', () => {
+      clearTimeout(timer);
+      resolve({ status: 0, requestId: '', complete: false, body: Buffer.alloc(0) });
+    });
+    req.end();
+  });
+}
+
+async function logMentions(requestId: string, text: string): Promise<boolean> {
+  expect(requestId, 'the response headers (and request id) arrived').toMatch(/^[0-9A-F]{16}$/);
+  for (let i = 0; i < 50; i++) {
+    if (logLines.some((l) => l.includes(requestId) && l.includes(text))) return true;
+    await sleep(20);
+  }
+  return false;
+}
+
+async function stillServes(): Promise<void> {
+  const r = await rawRequest(t, { method: 'PUT', path: `/${bucket}/canary`, body: 'canary' });
+  expect(r.status).toBe(200);
+  expect((await rawRequest(t, { method: 'GET', path: `/${bucket}/canary` })).text).toBe('canary');
+}
+
+async function flipByte(file: string, offset: number): Promise<void> {
+  const fh = await open(file, 'r+');
+  try {
+    const one = Buffer.alloc(1);
+    await fh.read(one, 0, 1, offset);
+    one[0] = one[0]! ^ 0x5a;
+    await fh.write(one, 0, 1, offset);
+  } finally {
+    await fh.close();
+  }
+}
+
+describe('a damaged blob is not served as good', () => {
+  it('an intact object reads back whole (the check passes good data)', async () => {
+    const body = payload(700 * 1024, 1);
+    await putAndFindBlob('intact', body);
+    const d = await download(`/${bucket}/intact`);
+    expect(d.complete).toBe(true);
+    expect(d.body.equals(body)).toBe(true);
+  });
+
+  it('a flipped byte: the body is cut short, the log names the object and request id', async () => {
+    const body = payload(600 * 1024, 2);
+    const file = await putAndFindBlob('flipped', body);
+    await flipByte(file, 300 * 1024);
+    const d = await download(`/${bucket}/flipped`);
+    expect(d.status).toBe(200);
+    expect(d.complete, 'a complete body would pass bad bytes as good').toBe(false);
+    expect(d.body.length).toBeLessThan(body.length);
+    expect(await logMentions(d.requestId, 'does not match the stored ETag')).toBe(true);
+    expect(logLines.find((l) => l.includes(d.requestId))).toContain('flipped');
+    await stillServes();
+  });
+
+  it('a flipped byte in the last chunk is caught too (the last chunk is held back)', async () => {
+    const body = payload(100 * 1024, 3);
+    const file = await putAndFindBlob('flipped-tail', body);
+    await flipByte(file, body.length - 1);
+    const d = await download(`/${bucket}/flipped-tail`);
+    expect(d.complete).toBe(false);
+    await stillServes();
+  });
+
+  it('a truncated blob is detected by size on whole and ranged reads, without hanging', async () => {
+    const body = payload(1024 * 1024, 4);
+    const file = await putAndFindBlob('truncated', body);
+    await truncate(file, 600 * 1024);
+    const whole = await download(`/${bucket}/truncated`);
+    expect(whole.complete).toBe(false);
+    expect(await logMentions(whole.requestId, 'were expected (truncated)')).toBe(true);
+    const ranged = await download(`/${bucket}/truncated`, { range: 'bytes=100000-700000' });
+    expect(ranged.complete).toBe(false);
+    // A range inside what is left is still served (and is correct).
+    const inside = await download(`/${bucket}/truncated`, { range: 'bytes=0-1023' });
+    expect(inside.complete).toBe(true);
+    expect(inside.body.equals(body.subarray(0, 1024))).toBe(true);
+    await stillServes();
+  });
+
+  it('a blob with bytes appended is detected on a whole read', async () => {
+    const body = payload(300 * 1024, 5);
+    const file = await putAndFindBlob('extended', body);
+    await appendFile(file, Buffer.alloc(10, 1));
+    const d = await download(`/${bucket}/extended`);
+    // Either the extra bytes or the hash give it away; never a clean complete body.
+    expect(d.complete && d.body.equals(body) === false).toBe(false);
+    await stillServes();
+  });
+
+  it('a multipart object with a flipped byte in one part is cut short', async () => {
+    const part1 = payload(5 * 1024 * 1024, 6);
+    const part2 = payload(213 * 1024 + 17, 7);
+    const create = await rawRequest(t, { method: 'POST', path: `/${bucket}/mpu`, query: { uploads: '' } });
+    const uploadId = /<UploadId>([^<]+)</.exec(create.text)![1]!;
+    const etags: string[] = [];
+    for (const [i, part] of [part1, part2].entries()) {
+      const r = await rawRequest(t, { method: 'PUT', path: `/${bucket}/mpu`, query: { partNumber: String(i + 1), uploadId }, body: part });
+      etags.push(String(r.headers.etag));
+    }
+    const xml = `<CompleteMultipartUpload>${etags.map((e, i) => `<Part><PartNumber>${i + 1}</PartNumber><ETag>${e}</ETag></Part>`).join('')}</CompleteMultipartUpload>`;
+    expect((await rawRequest(t, { method: 'POST', path: `/${bucket}/mpu`, query: { uploadId }, body: xml })).status).toBe(200);
+    const good = await download(`/${bucket}/mpu`);
+    expect(good.complete).toBe(true);
+    expect(good.body.equals(Buffer.concat([part1, part2]))).toBe(true);
+    // Damage the second part's blob: the smaller of the object's files.
+    const files = await dataFiles(gw.dataDir);
+    const sized = await Promise.all(files.map(async (f) => ({ f, size: (await stat(f)).size })));
+    const second = sized.find((s) => s.size === part2.length)!;
+    await flipByte(second.f, 10);
+    const bad = await download(`/${bucket}/mpu`);
+    expect(bad.complete).toBe(false);
+    expect(await logMentions(bad.requestId, 'does not match the stored ETag')).toBe(true);
+    await stillServes();
+  });
+});
