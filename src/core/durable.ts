@@ -228,6 +228,11 @@ export async function durableWrite<T>(input: DurableWriteInput<T>): Promise<T> {
   // response on that socket (it closes the connection afterwards).
 }
 
+/** Bodies are byte streams; a string chunk (setEncoding, tests) is UTF-8. */
+function asBuffer(chunk: Buffer | string): Buffer {
+  return typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
+}
+
 /** Reads until the body ends or exceeds `limit` bytes; a failing body throws. */
 async function readHead(
   chunks: AsyncIterator<Buffer>,
@@ -240,10 +245,11 @@ async function readHead(
   while (size <= limit) {
     const next = await chunks.next();
     if (next.done) return { ended: true, buffered };
-    size += next.value.length;
+    const chunk = asBuffer(next.value);
+    size += chunk.length;
     check(size);
-    digester.update(next.value);
-    buffered.push(next.value);
+    digester.update(chunk);
+    buffered.push(chunk);
   }
   return { ended: false, buffered };
 }
@@ -290,11 +296,12 @@ async function writeSynced(
       }
       const next = await chunks.next();
       if (next.done) break;
-      size += next.value.length;
+      const chunk = asBuffer(next.value);
+      size += chunk.length;
       check(size);
-      digester.update(next.value);
-      batch.push(next.value);
-      batchBytes += next.value.length;
+      digester.update(chunk);
+      batch.push(chunk);
+      batchBytes += chunk.length;
     }
     if (fd === undefined) {
       fd = await openFd(path, createSynced);

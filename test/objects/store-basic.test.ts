@@ -79,6 +79,13 @@ describe('objects', () => {
     expect(await code(s.deleteObject('bkt', 'nope'))).toBe('ok');
   });
 
+  it('accepts string chunks as UTF-8 bytes', async () => {
+    const { Readable } = await import('node:stream');
+    const m = await fx.store.putObject(putInput('bkt', 'strings', Readable.from(['héllo', ' world'])));
+    expect(m.size).toBe(Buffer.byteLength('héllo world'));
+    expect((await readAll((await fx.store.openObject('bkt', 'strings')).stream())).toString()).toBe('héllo world');
+  });
+
   it('stores an empty object', async () => {
     await fx.store.putObject(putInput('bkt', 'empty', Buffer.alloc(0)));
     const r = await fx.store.openObject('bkt', 'empty');
