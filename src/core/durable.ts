@@ -191,7 +191,12 @@ export function isInlineBlobId(id: string): boolean {
   return id.startsWith('i');
 }
 
-/** Streams, syncs, verifies, renames, admits and commits, in that order. */
+/**
+ * Streams, syncs, verifies, renames, admits and commits, in that order.
+ * The body is never destroyed here, even when we stop reading it early: it
+ * may be the client's request, and the gateway still has to write the error
+ * response on that socket (it closes the connection afterwards).
+ */
 export async function durableWrite<T>(input: DurableWriteInput<T>): Promise<T> {
   const { space } = input;
   let refused: { error: unknown } | undefined;
@@ -223,9 +228,6 @@ export async function durableWrite<T>(input: DurableWriteInput<T>): Promise<T> {
     if (current) await unlinkQuietly(current).catch(() => {});
     throw err;
   }
-  // The body is never destroyed here, even when we stop reading it early: it
-  // may be the client's request, and the gateway still has to write the error
-  // response on that socket (it closes the connection afterwards).
 }
 
 /** Bodies are byte streams; a string chunk (setEncoding, tests) is UTF-8. */
