@@ -28,13 +28,15 @@ export interface HardGatewayOptions {
   logger?: Logger;
   dataDir?: string;
   anonymousReadBuckets?: string[];
+  /** Open the metadata environment differently (e.g. a tiny lmdb map). */
+  openDb?: (dataDir: string) => ReturnType<typeof openMetaDb>;
 }
 
 export async function startHardGateway(options: HardGatewayOptions): Promise<HardGateway> {
   const region = 'us-east-1';
   const ownDir = options.dataDir === undefined;
   const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'lookahead-hard-')));
-  const db = openMetaDb(dataDir);
+  const db = (options.openDb ?? openMetaDb)(dataDir);
   const store = await DiskObjectStore.open({ dataDir, db });
   const gateway = createGateway({
     store,
