@@ -82,11 +82,18 @@ function siteConfig(flags: ServeFlags): SiteConfig {
   };
 }
 
-function printSite(site: RunningSite, label: string): void {
+/** The secret is printed once, when it was just generated: a secret the
+ * operator supplied (or one from an earlier start) stays out of stdout, which
+ * often ends up in container logs. */
+function printSite(site: RunningSite, label: string, showSecret = site.credentialsGenerated): void {
   console.log(`lookahead listening on ${site.endpoint} (${label})`);
   const { accessKeyId, secretAccessKey } = site.credentials;
   console.log(`  access key: ${accessKeyId}`);
-  console.log(`  secret key: ${secretAccessKey}${site.credentialsGenerated ? '   (generated, stored in the data dir)' : ''}`);
+  console.log(
+    showSecret
+      ? `  secret key: ${secretAccessKey}   (generated, stored in the data dir)`
+      : `  secret key: not shown (LOOKAHEAD_SECRET_KEY, or credentials.json in the data dir)`,
+  );
 }
 
 function stopOnSignals(sites: RunningSite[]): void {
@@ -189,7 +196,7 @@ async function startPair(dataDir: string, logLevel: string): Promise<RunningSite
     ...siteConfig({ ...base, data: join(dataDir, 'primary'), listen: defaultListen, role: 'primary', secondary: secondary.endpoint }),
     env,
   });
-  printSite(primary, 'primary');
+  printSite(primary, 'primary', secondary.credentialsGenerated);
   console.log(`lookahead listening on ${secondary.endpoint} (secondary, same keys; replicas of the primary)`);
   console.log(`  status: npx lookahead status --endpoint ${primary.endpoint} --data ${join(dataDir, 'secondary')}`);
   return [primary, secondary];

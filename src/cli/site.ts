@@ -1,7 +1,7 @@
 // The composition root of one site: the only place that wires concrete
 // classes (store, credentials, replication, gateway) together.
 
-import { mkdir } from 'node:fs/promises';
+import { chmod, mkdir } from 'node:fs/promises';
 import type Router from '@koa/router';
 import pino, { type Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
@@ -140,7 +140,12 @@ function roleParts(config: SiteConfig, db: ReturnType<typeof openMetaDb>, regist
 
 export async function startSite(config: SiteConfig): Promise<RunningSite> {
   const logger: Logger = pino({ level: config.logLevel, base: { role: config.role } }, pino.destination(2));
+  // A site's files (keys, metadata, object bodies) are its own: nothing it
+  // creates is readable by group or other, whatever the caller's umask, and
+  // a data dir that already existed is closed to others too.
+  process.umask(0o077);
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  await chmod(config.dataDir, 0o700);
   const db = openMetaDb(config.dataDir);
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'lookahead_' });
