@@ -26,6 +26,7 @@ export interface CopierOptions {
   onSynced: (qkey: string) => void;
   onFenced: (err: FencedError) => void;
   metrics?: ReplicaMetrics;
+  log?: (message: string, fields?: Record<string, unknown>) => void;
   /** Full rescans of Q (entries whose notify raced their commit). */
   rescanMs?: number;
 }
@@ -168,6 +169,7 @@ export class Copier {
       await this.send(qkey, entry);
     } catch (err) {
       if (err instanceof FencedError) return this.options.onFenced(err);
+      this.options.log?.('copy failed; will retry', { qkey, err: String(err) });
       return this.scheduleRetry(qkey);
     }
     if (this.stopped) return;

@@ -143,6 +143,7 @@ export class PrimaryReplicator implements ChangeHooks {
   private epoch = 1;
   private fencedBy: { epoch: number; primary?: string } | undefined;
   private sending = false;
+  private kickAgain = false;
   private saving: Promise<void> = Promise.resolve();
   private probing = false;
   private trimWanted = false;
@@ -170,6 +171,7 @@ export class PrimaryReplicator implements ChangeHooks {
       onSynced: (qkey) => this.onSynced(qkey),
       onFenced: (err) => void this.fence(err),
       metrics: options.metrics,
+      log: options.log,
     });
     options.metrics?.bind({
       recordSize: () => this.rPrime.size,
@@ -528,16 +530,25 @@ export class PrimaryReplicator implements ChangeHooks {
   /** Starts the sender unless it runs: one message in flight at a time,
    * new misses gather for the next (group commit). */
   private kick(): void {
-    if (this.sending || this.stopped) return;
+    if (this.stopped) return;
+    if (this.sending) {
+      // An event while the sender runs: it may have looked already.
+      this.kickAgain = true;
+      return;
+    }
     this.sending = true;
+    this.kickAgain = false;
     void this.pump().then(
       (sent) => {
         this.sending = false;
-        // More work after a full pump: go on, but let others run first.
-        // No progress (no room yet): the next event kicks (onSynced, admit,
-        // the trim loop), so this never spins.
-        if (sent === pumpRoundsMax && !this.stopped && this.waiters.length > 0) {
-          void this.options.clock.sleep(0).then(() => this.kick());
+        // More work after a full pump, or an event it may have missed: go
+        // on, letting others run first. No progress (no room yet) and no
+        // event: the next event kicks (onSynced, admit, the trim loop), so
+        // this never spins.
+        const more = sent === pumpRoundsMax && this.waiters.length > 0;
+        if ((more || this.kickAgain) && !this.stopped) {
+          this.kickAgain = false;
+          void Promise.resolve().then(() => this.kick());
         }
       },
       (err) => {

@@ -48,6 +48,7 @@ export class VirtualClock implements Clock {
       await drain();
     }
     this.t = end;
+    await drain();
   }
 
   private earliest(): Timer | undefined {

@@ -1,0 +1,263 @@
+// Unit tests of the primary's protocol logic over an in-process secondary
+// (SecondaryService + in-memory store) and a target whose answers the test
+// controls.
+
+import { Readable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import type { ChangeIntent } from '../../src/core/changes.ts';
+import { seededRandom } from '../../src/core/clock.ts';
+import { NotPrimaryError, SecondaryUnavailableError } from '../../src/core/errors.ts';
+import type { PutObjectInput } from '../../src/objects/types.ts';
+import type { BucketCopy, DeleteCopy, ObjectCopy, RecordAck, RecordMessage, SessionInfo } from '../../src/replica/messages.ts';
+import { PrimaryReplicator } from '../../src/replica/primary.ts';
+import type { PrimaryConfig } from '../../src/replica/primary.ts';
+import { SecondaryService } from '../../src/replica/secondary.ts';
+import { VirtualClock } from '../../src/replica/sim/clock.ts';
+import { SimObjectStore, newSimDisk } from '../../src/replica/sim/store.ts';
+import { MemPrimaryDurable, MemSecondaryDurable } from '../../src/replica/state.ts';
+import type { ReplicaTarget } from '../../src/replica/target.ts';
+import { FencedError, TargetUnavailableError } from '../../src/replica/target.ts';
+
+const flush = async () => {
+  for (let i = 0; i < 5; i++) await new Promise<void>((r) => setImmediate(r));
+};
+
+/** Calls the secondary directly; the test can hold record acks or fail. */
+class ControlledTarget implements ReplicaTarget {
+  records: RecordMessage[] = [];
+  copies = 0;
+  hold = false;
+  down = false;
+  private held: Array<() => void> = [];
+
+  constructor(private readonly s: SecondaryService) {}
+
+  release(): void {
+    const held = this.held;
+    this.held = [];
+    for (const go of held) go();
+  }
+
+  private gate(): Promise<void> {
+    if (this.down) return Promise.reject(new TargetUnavailableError('down'));
+    if (!this.hold) return Promise.resolve();
+    return new Promise((resolve) => this.held.push(resolve));
+  }
+
+  async openSession(from: string, epoch: number): Promise<SessionInfo> {
+    if (this.down) throw new TargetUnavailableError('down');
+    return this.s.openSession(from, epoch);
+  }
+  async applyRecord(message: RecordMessage): Promise<RecordAck> {
+    this.records.push(message);
+    await this.gate();
+    return this.s.applyRecord(structuredClone(message));
+  }
+  async putObject(copy: ObjectCopy, body: Readable): Promise<boolean> {
+    if (this.down) throw new TargetUnavailableError('down');
+    this.copies++;
+    return this.s.putObject(copy, body);
+  }
+  async deleteObject(copy: DeleteCopy): Promise<boolean> {
+    if (this.down) throw new TargetUnavailableError('down');
+    this.copies++;
+    return this.s.deleteObject(copy);
+  }
+  async putBucket(copy: BucketCopy): Promise<void> {
+    if (this.down) throw new TargetUnavailableError('down');
+    return this.s.putBucket(copy);
+  }
+  async health() {
+    return this.s.health();
+  }
+  async close(): Promise<void> {}
+}
+
+function config(overrides: Partial<PrimaryConfig> = {}): PrimaryConfig {
+  return {
+    site: 'p',
+    recordEntriesMax: 100,
+    removal: { targetEntries: 50, hotMs: 0, idleMs: 1_000_000, removalsMax: 100 },
+    onSecondaryDown: 'degraded',
+    trimIdleMs: 10_000,
+    probeIntervalMs: 1000,
+    sendRetryMs: 10,
+    copyConcurrency: 2,
+    ...overrides,
+  };
+}
+
+async function setup(overrides: Partial<PrimaryConfig> = {}) {
+  const clock = new VirtualClock();
+  const diskS = newSimDisk();
+  const diskP = newSimDisk();
+  for (const d of [diskS, diskP]) d.buckets.set('b', { name: 'b', created: 0, region: 'us-east-1' });
+  const storeS = new SimObjectStore(diskS, { admit: async () => ({ hit: true }), committed: () => {} }, clock);
+  const durS = new MemSecondaryDurable();
+  const secondary = new SecondaryService({ durable: durS, store: storeS, clock, primaryUrl: 'http://p' });
+  storeS.setHooks(secondary.hooks());
+  await secondary.start();
+  const target = new ControlledTarget(secondary);
+  const durP = new MemPrimaryDurable();
+  const primary = new PrimaryReplicator({ durable: durP, target, clock, random: seededRandom(1), config: config(overrides), ...(process.env.REPL_DEBUG ? { log: (m: string, f?: unknown) => console.log(m, f) } : {}) });
+  const storeP = new SimObjectStore(diskP, primary, clock);
+  await primary.start(storeP);
+  const put = (key: string, data = 'x') =>
+    storeP.putObject({ bucket: 'b', key, body: Readable.from([Buffer.from(data)]), headers: {}, userMeta: {}, tags: {}, algorithms: [], sha256: false, verify: () => {} } as PutObjectInput);
+  return { clock, primary, secondary, target, durP, durS, diskP, diskS, storeP, put };
+}
+
+const intent = (key: string): ChangeIntent => ({ kind: 'put', bucket: 'b', key });
+
+describe('PrimaryReplicator', () => {
+  it('a miss commits only after the secondary acked the record message', async () => {
+    const t = await setup();
+    t.target.hold = true;
+    let done = false;
+    const write = t.put('k1').then(() => (done = true));
+    await flush();
+    expect(t.target.records).toHaveLength(1);
+    expect(t.target.records[0]?.add.map((e) => e.name)).toContain('k/b/k1');
+    expect(done).toBe(false);
+    expect(t.diskP.objects.size).toBe(0); // not committed locally yet
+    t.target.release();
+    await write;
+    expect(t.diskP.objects.size).toBe(1);
+    expect(t.secondary.recordNames()).toContain('k/b/k1');
+    expect(t.primary.status().misses).toBe(1);
+  });
+
+  it('concurrent misses share one record message (group commit)', async () => {
+    const t = await setup();
+    t.target.hold = true;
+    const first = t.put('a');
+    await flush();
+    // While the first message is in flight, five more misses gather.
+    const more = ['b', 'c', 'd', 'e', 'f'].map((k) => t.put(k));
+    await flush();
+    expect(t.target.records).toHaveLength(1);
+    t.target.release();
+    await flush();
+    expect(t.target.records).toHaveLength(2);
+    expect(t.target.records[1]?.add.map((e) => e.name).sort()).toEqual(['k/b/b', 'k/b/c', 'k/b/d', 'k/b/e', 'k/b/f']);
+    t.target.release();
+    await Promise.all([first, ...more]);
+    expect(t.primary.status().misses).toBe(6);
+  });
+
+  it('a write covered by R\' is a hit: no record message', async () => {
+    const t = await setup();
+    await t.put('k1');
+    const sent = t.target.records.length;
+    await t.put('k1', 'again');
+    expect(t.target.records.length).toBe(sent);
+    expect(t.primary.status().hits).toBe(1);
+  });
+
+  it('committed queues the key with its seq in the same commit; the copier drains it', async () => {
+    const t = await setup();
+    t.target.down = false;
+    await t.put('k1', 'hello');
+    const entry = t.durP.storage.q.get('k/b/k1');
+    expect(entry?.seq).toBe(t.diskP.objects.get('b\0k1')?.meta.seq);
+    for (let i = 0; i < 10 && t.durP.storage.q.size > 0; i++) await t.clock.advance(100, flush);
+    expect(t.durP.storage.q.size).toBe(0);
+    expect(t.diskS.objects.get('b\0k1')?.body.toString()).toBe('hello');
+  });
+
+  it('a key written again while its copy is in flight stays queued', async () => {
+    const t = await setup();
+    await t.put('k1', 'one');
+    // The copier already sent 'one'; write 'two' before the Q entry is removed.
+    const seq1 = t.durP.storage.q.get('k/b/k1')?.seq as number;
+    await t.put('k1', 'two');
+    expect(await t.durP.qDeleteIfSeq('k/b/k1', seq1)).toBe(false);
+    for (let i = 0; i < 20 && t.durP.storage.q.size > 0; i++) await t.clock.advance(200, flush);
+    expect(t.diskS.objects.get('b\0k1')?.body.toString()).toBe('two');
+  });
+
+  it('committed refuses a write no longer covered (rolls it back)', async () => {
+    const t = await setup();
+    expect(() => t.primary.committed({ ...intent('never-admitted'), seq: 5 })).toThrow(/no longer covers/);
+    expect(t.durP.storage.q.size).toBe(0);
+  });
+
+  it('backpressure: a full record makes misses wait until removals free room', async () => {
+    const t = await setup({ recordEntriesMax: 2, removal: { targetEntries: 2, hotMs: 0, idleMs: 1_000_000, removalsMax: 10 } });
+    t.target.down = false;
+    // Block the copier so Q pins the entries.
+    const copies = t.target.putObject.bind(t.target);
+    let copyGate: (() => void) | undefined;
+    const gate = new Promise<void>((r) => (copyGate = r));
+    t.target.putObject = async (c, b) => {
+      await gate;
+      return copies(c, b);
+    };
+    await t.put('a');
+    await t.put('b');
+    let third = false;
+    const w = t.put('c').then(() => (third = true));
+    await t.clock.advance(500, flush);
+    expect(third).toBe(false); // R' full of pinned entries: the miss waits
+    expect(t.secondary.recordSize).toBeLessThanOrEqual(2);
+    copyGate?.();
+    for (let i = 0; i < 50 && !third; i++) await t.clock.advance(200, flush);
+    await w;
+    expect(third).toBe(true);
+    expect(t.secondary.recordSize).toBeLessThanOrEqual(2);
+    expect(t.secondary.recordNames()).toContain('k/b/c');
+  });
+
+  it('degraded mode: S down, the write is admitted and tracked dirty, then resynced', async () => {
+    const t = await setup({ onSecondaryDown: 'degraded' });
+    t.target.down = true;
+    const w = t.put('k1');
+    for (let i = 0; i < 10; i++) await t.clock.advance(50, flush);
+    await w;
+    expect(t.durP.storage.dirty.has('k/b/k1')).toBe(true);
+    expect(t.primary.status().peer).toBe('degraded');
+    expect(t.primary.status().dirtyCount).toBe(1);
+    t.target.down = false;
+    for (let i = 0; i < 40 && (t.durP.storage.dirty.size > 0 || t.durP.storage.q.size > 0); i++) await t.clock.advance(500, flush);
+    expect(t.durP.storage.dirty.size).toBe(0);
+    expect(t.diskS.objects.has('b\0k1')).toBe(true);
+    expect(t.primary.status().peer).toBe('ok');
+  });
+
+  it('refuse mode: S down, a miss fails with SecondaryUnavailableError and nothing commits', async () => {
+    const t = await setup({ onSecondaryDown: 'refuse' });
+    t.target.down = true;
+    const w = t.put('k1').catch((e: unknown) => e);
+    for (let i = 0; i < 10; i++) await t.clock.advance(50, flush);
+    expect(await w).toBeInstanceOf(SecondaryUnavailableError);
+    expect(t.diskP.objects.size).toBe(0);
+    expect(t.primary.status().peer).toBe('unreachable');
+  });
+
+  it('a higher epoch fences the primary: writes get NotPrimaryError', async () => {
+    const t = await setup();
+    t.target.applyRecord = async () => {
+      throw new FencedError(7, 'http://new-primary');
+    };
+    const err = await t.put('k1').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(NotPrimaryError);
+    const again = await t.put('k2').catch((e: unknown) => e);
+    expect(again).toBeInstanceOf(NotPrimaryError);
+    expect((again as NotPrimaryError).headers['x-amz-lookahead-primary']).toBe('http://new-primary');
+    expect(t.durP.storage.meta.fencedBy?.epoch).toBe(7);
+  });
+
+  it('on restart R\' is rebuilt from the secondary\'s record', async () => {
+    const t = await setup();
+    await t.put('x/1');
+    await t.put('y/1');
+    const before = t.primary.recordIds().sort();
+    t.primary.stop();
+    const durP = t.durP.crash();
+    const again = new PrimaryReplicator({ durable: durP, target: t.target, clock: t.clock, random: seededRandom(2), config: config() });
+    await again.start(new SimObjectStore(t.diskP, again, t.clock));
+    expect(again.recordIds().sort()).toEqual(before);
+    expect(before.length).toBeGreaterThan(0);
+    again.stop();
+  });
+});
