@@ -147,3 +147,6 @@ export const inlineBodyBytesMax = 64 * 1024;
 /** Object store: read size for GET streams (node's default is 64 KiB); fewer,
  * larger chunks per response. Buffered per GET in flight. */
 export const readChunkBytes = 256 * 1024;
+/** Object store: how long to wait for lmdb-js's separate cause of a failed
+ * commit (it arrives within the same turn; this only bounds the wait). */
+export const commitErrorWaitMs = 1000;

@@ -35,6 +35,11 @@ export function openMetaDb(dataDir: string): RootDatabase {
     maxDbs: 64,
     // Durable commits: the commit promise resolves after the fsync.
     overlappingSync: false,
+    // Off: with it, lmdb-js keeps an internal promise per batch that nobody
+    // awaits, so one failed commit (a full disk) becomes an unhandled
+    // rejection that kills the process. Concurrent transactions still share
+    // commits: callbacks queued while one commits go into the next together.
+    eventTurnBatching: false,
     // Address space reserved up front (the file grows only as pages are
     // used); lmdb-js grows the map past it when it fills, but each growth
     // pauses writers, so start where a small site never needs one.

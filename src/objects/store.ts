@@ -16,6 +16,7 @@
 
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { readdir, rm } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
@@ -26,7 +27,7 @@ import { noReplication } from '../core/changes.ts';
 import { systemClock, type Clock } from '../core/clock.ts';
 import { BlobSpace, durableWrite, isInlineBlobId, unlinkQuietly } from '../core/durable.ts';
 import { S3Error } from '../core/errors.ts';
-import { inlineBodyBytesMax, keyBytesMax, openObjectAttemptsMax, partNumberMax, partNumberMin, partSizeBytesMax, putObjectBytesMax } from '../core/limits.ts';
+import { commitErrorWaitMs, inlineBodyBytesMax, keyBytesMax, openObjectAttemptsMax, partNumberMax, partNumberMin, partSizeBytesMax, putObjectBytesMax } from '../core/limits.ts';
 import { scanPage } from './listing.ts';
 import {
   bucketBase, bucketEnd, bucketKey, inlineKey, objectKey, openMetaDbs, partKey, partRange, recordVersion,
@@ -181,9 +182,13 @@ export class DiskObjectStore implements ObjectStore {
   }
 
   /** One atomic, durable lmdb transaction (rolled back if `fn` throws). */
-  private txn<T>(fn: () => T): Promise<T> {
+  private async txn<T>(fn: () => T): Promise<T> {
     if (this.closed) throw new S3Error('ServiceUnavailable', 'The store is closed.');
-    return this.dbs.objects.childTransaction(fn) as Promise<T>;
+    try {
+      return (await this.dbs.objects.childTransaction(fn)) as T;
+    } catch (err) {
+      throw await commitFailure(err);
+    }
   }
 
   /** Inside a transaction: the next seq, persisted with the change. */
@@ -796,6 +801,35 @@ export class DiskObjectStore implements ObjectStore {
 }
 
 // ---------------------------------------------------------------- helpers
+
+/**
+ * lmdb-js reports a failed commit as "Commit failed" with the cause in a
+ * separate promise (`commitError`) that would otherwise reject unhandled.
+ * Observe it and surface the errno (ENOSPC: the gateway answers 503).
+ */
+async function commitFailure(err: unknown): Promise<unknown> {
+  const pending = (err as { commitError?: Promise<unknown> } | undefined)?.commitError;
+  if (!pending || typeof pending.then !== 'function') return err;
+  const settled = Promise.resolve(pending).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  // lmdb-js rejects it right after the commit fails; never wait on it for long.
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), commitErrorWaitMs)));
+  const cause = await Promise.race([settled, late]);
+  clearTimeout(timer);
+  const errno = (cause as { code?: unknown } | undefined)?.code;
+  const name = typeof errno === 'number' ? errnoName(errno) : undefined;
+  return Object.assign(new Error(`metadata commit failed: ${(cause as Error | undefined)?.message ?? 'unknown'}`, { cause: err }), {
+    ...(name ? { code: name } : {}),
+  });
+}
+
+function errnoName(errno: number): string | undefined {
+  for (const [name, value] of Object.entries(osConstants.errno)) if (value === errno) return name;
+  return undefined;
+}
 
 function alreadyOwned(name: string): S3Error {
   return new S3Error('BucketAlreadyOwnedByYou', 'Your previous request to create the named bucket succeeded and you already own it.', {
