@@ -16,6 +16,7 @@ import type Router from '@koa/router';
 import type { Registry } from 'prom-client';
 import type { ChangeHooks } from '../core/changes.ts';
 import type { Clock, Random } from '../core/clock.ts';
+import { S3Error } from '../core/errors.ts';
 import type { ObjectStore } from '../objects/types.ts';
 import { Predictions, defaultPredictorConfig } from '../predict/predictions.ts';
 import type { PredictorConfig } from '../predict/predictions.ts';
@@ -26,7 +27,7 @@ import { predictWith } from './predict.ts';
 import { PrimaryReplicator, defaultPrimaryConfig } from './primary.ts';
 import type { PrimaryConfig, ReplicaStatus } from './primary.ts';
 import { createReplicaRouter } from './router.ts';
-import { SecondaryService } from './secondary.ts';
+import { SecondaryService, secondaryHooks } from './secondary.ts';
 import { LmdbPrimaryDurable, LmdbSecondaryDurable } from './state.ts';
 import type { ReplicaTarget } from './target.ts';
 
@@ -125,32 +126,24 @@ export interface SecondaryReplication {
 export function createSecondaryReplication(options: SecondaryReplicationOptions): SecondaryReplication {
   const durable = new LmdbSecondaryDurable(options.root);
   let service: SecondaryService | undefined;
-  let storeRef: ObjectStore | undefined;
   // The store needs hooks before the service has its store: delegate.
   const hooks: ChangeHooks = {
     admit: (change) => {
-      if (service === undefined) return Promise.reject(new Error('secondary not started'));
+      if (service === undefined) return secondaryHooks(() => options.primaryUrl).admit(change);
       return service.hooks().admit(change);
     },
     committed: (change) => service?.hooks().committed(change),
   };
-  const lazy = new Proxy({} as SecondaryService, {
-    get: (_t, prop) => {
-      if (service === undefined) throw new Error('secondary not started');
-      const value = (service as unknown as Record<string | symbol, unknown>)[prop];
-      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(service) : value;
-    },
-  });
+  const started = (): SecondaryService => {
+    if (service === undefined) throw new S3Error('ServiceUnavailable', 'The secondary is starting.');
+    return service;
+  };
   return {
     hooks,
-    router: createReplicaRouter(lazy, options.replicationSecret, options.clock),
-    service: () => {
-      if (service === undefined) throw new Error('secondary not started');
-      return service;
-    },
+    router: createReplicaRouter(started, options.replicationSecret, options.clock),
+    service: started,
     start: async (store) => {
-      storeRef = store;
-      const s = new SecondaryService({ durable, store: storeRef, clock: options.clock, ...(options.primaryUrl ? { primaryUrl: options.primaryUrl } : {}) });
+      const s = new SecondaryService({ durable, store, clock: options.clock, ...(options.primaryUrl ? { primaryUrl: options.primaryUrl } : {}) });
       await s.start();
       service = s;
     },

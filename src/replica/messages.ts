@@ -9,8 +9,7 @@ import type { ObjectMeta } from '../objects/types.ts';
 import { objectMetaVersion } from '../objects/types.ts';
 import type { LocationEntry } from '../predict/types.ts';
 import { parseLocationName } from '../predict/locations.ts';
-import { predictedLocationsMax, recordEntriesMax } from '../core/limits.ts';
-import { recordMessageEntriesMax } from '../core/limits.ts';
+import { recordEntriesMax, recordMessageEntriesMax } from '../core/limits.ts';
 
 /** Version of the wire messages below; a peer rejects others. */
 export const replicaWireVersion = 1;
@@ -195,9 +194,4 @@ function checkMeta(json: unknown): ObjectMeta {
   }
   if (!Array.isArray(json.blobs)) fail('meta.blobs: expected an array');
   return json as unknown as ObjectMeta;
-}
-
-/** A record message never adds more than a batch of misses can predict. */
-export function messageAddsMax(waiters: number): number {
-  return Math.min(recordMessageEntriesMax, waiters * predictedLocationsMax);
 }

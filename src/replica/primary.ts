@@ -420,7 +420,7 @@ export class PrimaryReplicator implements ChangeHooks {
     return { hit: false };
   }
 
-  private failWaiters(waiters: Waiter[], err: unknown): void {
+  private failWaiters(waiters: Waiter[]): void {
     for (const w of waiters) {
       if (w.resync !== undefined) {
         this.resyncing.delete(w.resync);
@@ -434,7 +434,6 @@ export class PrimaryReplicator implements ChangeHooks {
         w.resolve({ hit: false });
       }
     }
-    void err;
   }
 
   private startProbe(): void {
@@ -564,7 +563,7 @@ export class PrimaryReplicator implements ChangeHooks {
     for (let round = 0; round < pumpRoundsMax && !this.stopped; round++) {
       this.resolveCovered();
       if (this.peer !== 'ok' || this.session === undefined) {
-        if (this.waiters.length > 0) this.failWaiters(this.takeAllWaiters(), undefined);
+        if (this.waiters.length > 0) this.failWaiters(this.takeAllWaiters());
         return sent;
       }
       this.queueResync();
@@ -791,7 +790,7 @@ export class PrimaryReplicator implements ChangeHooks {
     this.session = undefined;
     if (!this.fencedBy) this.peer = 'unreachable';
     this.options.log?.('record message failed', { err: String(err) });
-    this.failWaiters([...batch.waiters, ...this.takeAllWaiters()], err);
+    this.failWaiters([...batch.waiters, ...this.takeAllWaiters()]);
     this.startProbe();
   }
 

@@ -48,7 +48,16 @@ function text(v: unknown, what: string): string {
   return v;
 }
 
-export function createReplicaRouter(service: SecondaryService, replicationSecret: string, clock: Clock): Router {
+/**
+ * `service` may be a getter: the composition root builds the router (for the
+ * gateway) before the store exists, and the service needs the store.
+ */
+export function createReplicaRouter(
+  serviceOrGetter: SecondaryService | (() => SecondaryService),
+  replicationSecret: string,
+  clock: Clock,
+): Router {
+  const current = typeof serviceOrGetter === 'function' ? serviceOrGetter : () => serviceOrGetter;
   const router = new Router({ prefix: replicaPathPrefix });
 
   // Authentication first, for every route: 403 and nothing read or changed.
@@ -77,24 +86,24 @@ export function createReplicaRouter(service: SecondaryService, replicationSecret
   };
 
   router.get('/health', (ctx) => {
-    ctx.body = service.health();
+    ctx.body = current().health();
   });
 
   router.post('/session', async (ctx) => {
     const json = await body(ctx);
     if (!isRecord(json)) throw new ReplicaProtocolError('expected {from, epoch}');
-    ctx.body = await service.openSession(text(json.from, 'from'), num(json.epoch, 'epoch'));
+    ctx.body = await current().openSession(text(json.from, 'from'), num(json.epoch, 'epoch'));
   });
 
   router.post('/record', async (ctx) => {
-    ctx.body = await service.applyRecord(decodeRecordMessage(await body(ctx)));
+    ctx.body = await current().applyRecord(decodeRecordMessage(await body(ctx)));
   });
 
   router.put('/object', async (ctx) => {
     if (ctx.get('x-lookahead-content-sha256') !== streamedBodyHash) throw new ReplicaProtocolError('object bodies are streamed');
     const meta = decodeMetaHeader(ctx.get(metaHeader) || undefined);
     const epoch = Number(ctx.get(epochHeader));
-    const applied = await service.putObject({ epoch: num(epoch, 'epoch'), meta }, ctx.req);
+    const applied = await current().putObject({ epoch: num(epoch, 'epoch'), meta }, ctx.req);
     ctx.body = { applied };
   });
 
@@ -107,7 +116,7 @@ export function createReplicaRouter(service: SecondaryService, replicationSecret
       key: text(json.key, 'key'),
       seq: num(json.seq, 'seq'),
     };
-    ctx.body = { applied: await service.deleteObject(copy) };
+    ctx.body = { applied: await current().deleteObject(copy) };
   });
 
   router.post('/bucket', async (ctx) => {
@@ -120,7 +129,7 @@ export function createReplicaRouter(service: SecondaryService, replicationSecret
       region: text(json.region, 'region'),
       seq: num(json.seq, 'seq'),
     };
-    await service.putBucket(copy);
+    await current().putBucket(copy);
     ctx.body = { ok: true };
   });
 

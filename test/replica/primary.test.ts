@@ -9,6 +9,8 @@ import { seededRandom } from '../../src/core/clock.ts';
 import { NotPrimaryError, SecondaryUnavailableError } from '../../src/core/errors.ts';
 import type { PutObjectInput } from '../../src/objects/types.ts';
 import type { BucketCopy, DeleteCopy, ObjectCopy, RecordAck, RecordMessage, SessionInfo } from '../../src/replica/messages.ts';
+import { Registry } from 'prom-client';
+import { ReplicaMetrics } from '../../src/replica/metrics.ts';
 import { PrimaryReplicator } from '../../src/replica/primary.ts';
 import type { PrimaryConfig } from '../../src/replica/primary.ts';
 import { SecondaryService } from '../../src/replica/secondary.ts';
@@ -87,7 +89,7 @@ function config(overrides: Partial<PrimaryConfig> = {}): PrimaryConfig {
   };
 }
 
-async function setup(overrides: Partial<PrimaryConfig> = {}) {
+async function setup(overrides: Partial<PrimaryConfig> = {}, metrics?: ReplicaMetrics) {
   const clock = new VirtualClock();
   const diskS = newSimDisk();
   const diskP = newSimDisk();
@@ -99,7 +101,7 @@ async function setup(overrides: Partial<PrimaryConfig> = {}) {
   await secondary.start();
   const target = new ControlledTarget(secondary);
   const durP = new MemPrimaryDurable();
-  const primary = new PrimaryReplicator({ durable: durP, target, clock, random: seededRandom(1), config: config(overrides), ...(process.env.REPL_DEBUG ? { log: (m: string, f?: unknown) => console.log(m, f) } : {}) });
+  const primary = new PrimaryReplicator({ durable: durP, target, clock, random: seededRandom(1), config: config(overrides), ...(metrics ? { metrics } : {}), ...(process.env.REPL_DEBUG ? { log: (m: string, f?: unknown) => console.log(m, f) } : {}) });
   const storeP = new SimObjectStore(diskP, primary, clock);
   await primary.start(storeP);
   const put = (key: string, data = 'x') =>
@@ -245,6 +247,25 @@ describe('PrimaryReplicator', () => {
     expect(again).toBeInstanceOf(NotPrimaryError);
     expect((again as NotPrimaryError).headers['x-amz-lookahead-primary']).toBe('http://new-primary');
     expect(t.durP.storage.meta.fencedBy?.epoch).toBe(7);
+  });
+
+  it('status and prom-client metrics report hits, misses, record size, queue and bytes', async () => {
+    const registry = new Registry();
+    const metrics = new ReplicaMetrics(registry);
+    const t = await setup({}, metrics);
+    await t.put('m/1', 'abcd');
+    await t.put('m/1', 'efgh');
+    for (let i = 0; i < 10 && t.durP.storage.q.size > 0; i++) await t.clock.advance(100, flush);
+    const st = t.primary.status();
+    expect(st).toMatchObject({ role: 'primary', peer: 'ok', hits: 1, misses: 1, missRate: 0.5, queueDepth: 0, dirtyCount: 0 });
+    expect(st.recordSize).toBe(t.primary.recordIds().length);
+    expect(st.bytesReplicated).toBeGreaterThanOrEqual(4);
+    const text = await registry.metrics();
+    expect(text).toMatch(/lookahead_replica_writes_total\{result="hit"\} 1/);
+    expect(text).toMatch(/lookahead_replica_writes_total\{result="miss"\} 1/);
+    expect(text).toMatch(new RegExp(`lookahead_replica_record_entries ${st.recordSize}`));
+    expect(text).toMatch(/lookahead_replica_queue_depth 0/);
+    expect(text).toMatch(/lookahead_replica_bytes_replicated_total [1-9]/);
   });
 
   it('on restart R\' is rebuilt from the secondary\'s record', async () => {
