@@ -39,6 +39,8 @@ interface ServeFlags {
   onSecondaryDown?: 'degraded' | 'refuse';
   recordEntriesMax?: number;
   predictors?: string;
+  tlsCert?: string;
+  tlsKey?: string;
 }
 
 function replicationConfig(flags: ServeFlags): SiteConfig['replication'] {
@@ -79,7 +81,14 @@ function siteConfig(flags: ServeFlags): SiteConfig {
     ...(flags.role !== 'single' ? { replication: replicationConfig(flags) } : {}),
     ...(flags.baseDomain ? { baseDomain: flags.baseDomain } : {}),
     ...(flags.keysFile ? { keysFile: resolve(flags.keysFile) } : {}),
+    ...tlsConfig(flags),
   };
+}
+
+function tlsConfig(flags: ServeFlags): Pick<SiteConfig, 'tls'> {
+  if (!flags.tlsCert && !flags.tlsKey) return {};
+  if (!flags.tlsCert || !flags.tlsKey) fail('--tls-cert and --tls-key go together');
+  return { tls: { certFile: resolve(flags.tlsCert), keyFile: resolve(flags.tlsKey) } };
 }
 
 /** The secret is printed once, when it was just generated: a secret the
@@ -141,7 +150,9 @@ export function buildProgram(): Command {
           .default('degraded'),
       )
       .option('--record-entries-max <n>', 'primary: the record size limit (misses wait for room past it)', positiveInt)
-      .option('--predictors <list>', `primary: predictors on (default ${defaultPredictorConfig.enabled.join(',')})`),
+      .option('--predictors <list>', `primary: predictors on (default ${defaultPredictorConfig.enabled.join(',')})`)
+      .option('--tls-cert <file>', 'serve clients over HTTPS with this PEM certificate (chain); needs --tls-key')
+      .option('--tls-key <file>', 'PEM private key for --tls-cert'),
   ).action(async (flags: ServeFlags) => {
     const site = await startSite(siteConfig(flags));
     printSite(site, flags.role);

@@ -1,7 +1,7 @@
 // The composition root of one site: the only place that wires concrete
 // classes (store, credentials, replication, gateway) together.
 
-import { chmod, mkdir } from 'node:fs/promises';
+import { chmod, mkdir, readFile } from 'node:fs/promises';
 import type Router from '@koa/router';
 import pino, { type Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
@@ -55,6 +55,8 @@ export interface SiteConfig {
   env: NodeJS.ProcessEnv;
   /** Required for the primary and secondary roles. */
   replication?: ReplicationConfig;
+  /** Serve clients over HTTPS (PEM files); plain HTTP otherwise. */
+  tls?: { certFile: string; keyFile: string };
 }
 
 export interface RunningSite {
@@ -185,9 +187,10 @@ export async function startSite(config: SiteConfig): Promise<RunningSite> {
     extraRouters,
     registry,
     ...(config.baseDomain ? { baseDomain: config.baseDomain } : {}),
+    ...(config.tls ? { tls: { cert: await readFile(config.tls.certFile), key: await readFile(config.tls.keyFile) } } : {}),
   });
   const { port } = await gateway.listen(config.host, config.port);
-  endpoint = `http://${config.host}:${port}`;
+  endpoint = `${config.tls ? 'https' : 'http'}://${config.host}:${port}`;
   logger.info({ endpoint, dataDir: config.dataDir }, 'site ready');
   return {
     config,

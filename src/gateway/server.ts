@@ -6,6 +6,7 @@
 
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Socket } from 'node:net';
 import Koa from 'koa';
@@ -50,6 +51,8 @@ export interface GatewayOptions {
   clock?: Clock;
   /** Request counts and latencies by operation go here when given. */
   registry?: Registry;
+  /** Serve HTTPS with this certificate chain and key (PEM) instead of HTTP. */
+  tls?: { cert: string | Buffer; key: string | Buffer };
 }
 
 export interface Gateway {
@@ -283,17 +286,18 @@ class GatewayServer implements Gateway {
 
   listen(host: string, port: number): Promise<{ server: http.Server; port: number }> {
     const handler = this.app.callback();
-    const server = http.createServer(
-      {
-        keepAlive: true,
-        maxHeaderSize: requestHeaderBytesMax,
-        // Bodies stream for as long as they need; idle sockets are what we bound.
-        requestTimeout: 0,
-        headersTimeout: requestHeadersMsMax,
-        keepAliveTimeout: keepAliveIdleMs,
-      },
-      handler,
-    );
+    const serverOptions: http.ServerOptions = {
+      keepAlive: true,
+      maxHeaderSize: requestHeaderBytesMax,
+      // Bodies stream for as long as they need; idle sockets are what we bound.
+      requestTimeout: 0,
+      headersTimeout: requestHeadersMsMax,
+      keepAliveTimeout: keepAliveIdleMs,
+    };
+    const tls = this.options.tls;
+    const server: http.Server = tls
+      ? https.createServer({ ...serverOptions, cert: tls.cert, key: tls.key }, handler)
+      : http.createServer(serverOptions, handler);
     server.timeout = socketIdleMsMax;
     server.on('checkContinue', (req, res) => {
       this.awaitingContinue.add(req);
