@@ -37,6 +37,8 @@ interface Retry {
 
 /** An entry missing from Q this many times in a row was rolled back. */
 const phantomChecksMax = 5;
+/** Every this many rescan periods, a full scan refreshes the lag. */
+const rescanLagEvery = 6;
 /** Q keys read per rescan page. */
 const scanPage = 1000;
 
@@ -88,6 +90,7 @@ export class Copier {
 
   /** Age of the oldest queued entry (replication lag), from the last scan. */
   oldestAgeMs(): number {
+    if (this.options.durable.qCount() === 0) return 0;
     return this.oldestAt === undefined ? 0 : Math.max(0, this.options.clock.now() - this.oldestAt);
   }
 
@@ -135,11 +138,16 @@ export class Copier {
 
   private async rescanLoop(): Promise<void> {
     const every = this.options.rescanMs ?? 5000;
-    while (!this.stopped) {
+    for (let round = 1; !this.stopped; round++) {
       await this.options.clock.sleep(every);
       if (this.stopped) return;
-      this.rescan();
-      this.wake?.();
+      // A full scan costs O(|Q|): only when Q holds keys we do not track
+      // (a notify that raced its commit), or now and then for the lag.
+      const tracked = this.ready.size + this.inFlight.size + this.delayed.size;
+      if (this.options.durable.qCount() > tracked || round % rescanLagEvery === 0) {
+        this.rescan();
+        this.wake?.();
+      }
     }
   }
 
