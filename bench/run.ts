@@ -273,12 +273,16 @@ async function main(): Promise<void> {
       await t.server.stop();
     }
     await runReplicationSection(opts, root, report);
+  } catch (err) {
+    report.lines.push(`**Bench stopped early:** ${(err as Error).message.split('\n')[0]}`, '');
+    throw err;
   } finally {
     await cleanup();
+    // Whatever was measured is printed, even when a later section failed.
+    report.lines.push(`Total bench time ${((Date.now() - started) / 1000).toFixed(0)} s.`);
+    process.stdout.write(report.lines.join('\n') + '\n');
+    if (opts.json) writeFileSync(opts.json, JSON.stringify(report.json, null, 2));
   }
-  report.lines.push(`Total bench time ${((Date.now() - started) / 1000).toFixed(0)} s.`);
-  process.stdout.write(report.lines.join('\n') + '\n');
-  if (opts.json) writeFileSync(opts.json, JSON.stringify(report.json, null, 2));
 }
 
 if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('bench/run.ts')) {
