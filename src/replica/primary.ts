@@ -400,8 +400,10 @@ export class PrimaryReplicator implements ChangeHooks {
     }
   }
 
+  /** What covers a queued key: the ids stored with it (an id that left R'
+   * meanwhile pins harmlessly) and whatever in R' covers its name now. */
   private queuedCover(qkey: string, entry: QEntry): number[] {
-    const ids = new Set(entry.cover.filter((id) => this.rPrime.has(id)));
+    const ids = new Set(entry.cover);
     const change = changeOfQueueKey(qkey);
     if (change !== undefined) for (const id of this.coverIds(change)) ids.add(id);
     return [...ids];
@@ -487,9 +489,13 @@ export class PrimaryReplicator implements ChangeHooks {
     }
     if (consistent.length > 0) this.rPrime.add(consistent, this.rPrime.lastGeneration + 1);
     this.lastActive.touch(consistent, this.options.clock.now());
-    // What we meant to remove is in R' again (S never removed it): the
-    // policy will choose it again when it is still cold.
+    // What we meant to remove and S still holds is in R' again: the policy
+    // will choose it again when it is still cold. What S does not hold left
+    // R for good (an ack we never got): its id may be reused.
+    for (const id of this.pendingRemovals) if (!this.rPrime.has(id)) this.toRelease.add(id);
     this.pendingRemovals.clear();
+    // Entries R' just regained may cover queued keys: pin them too.
+    if (consistent.length > 0) this.loadPins();
     await this.saveRecord();
   }
 

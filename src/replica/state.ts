@@ -12,7 +12,7 @@ import type { ChangeKind } from '../core/changes.ts';
 import { assert } from '../core/assert.ts';
 import type { LocationEntry, LocationName } from '../predict/types.ts';
 import { LmdbLocationIds, MemoryLocationIds } from '../predict/locations.ts';
-import { LmdbRecordStore, MemoryRecordStore } from '../predict/record.ts';
+import { GenerationalRecord, LmdbRecordStore, MemoryRecordStore } from '../predict/record.ts';
 import type { RecordStore } from '../predict/record.ts';
 
 /** Format version byte of every value stored below (habit 8). */
@@ -287,22 +287,32 @@ class Incarnation {
   }
 }
 
+/** Lets the simulation delay a durable commit (as lmdb's fsync takes
+ * time), so crashes land between a change in memory and its commit. */
+export type CommitDelay = () => Promise<void>;
+
 class GuardedRecordStore implements RecordStore {
   constructor(
     private readonly inner: MemoryRecordStore,
     private readonly life: Incarnation,
     private readonly onSaved?: (ids: number[]) => void,
+    private readonly delay?: CommitDelay,
   ) {}
   load() {
     this.life.check();
     return this.inner.load();
   }
-  save(record: Parameters<RecordStore['save']>[0], alsoWrite?: () => void) {
+  async save(record: GenerationalRecord, alsoWrite?: () => void): Promise<void> {
+    this.life.check();
+    // What is saved is the record as it is now (lmdb's save takes its
+    // delta at the call too); the commit itself may come later.
+    const snapshot = GenerationalRecord.deserialize(record.serialize());
+    record.takeDelta();
+    if (this.delay !== undefined) await this.delay();
     this.life.check();
     // MemoryRecordStore.save runs to completion synchronously: atomic.
-    const done = this.inner.save(record, alsoWrite);
-    this.onSaved?.(record.toBitmap().toArray());
-    return done;
+    await this.inner.save(snapshot, alsoWrite);
+    this.onSaved?.(snapshot.toBitmap().toArray());
   }
 }
 
@@ -321,8 +331,11 @@ export class MemPrimaryDurable implements PrimaryDurable {
   readonly ids: ReplicaIds;
   private readonly life = new Incarnation();
 
-  constructor(private readonly s: MemPrimaryStorage = newPrimaryStorage()) {
-    this.record = new GuardedRecordStore(s.record, this.life, (ids) => (s.savedIds = ids));
+  constructor(
+    private readonly s: MemPrimaryStorage = newPrimaryStorage(),
+    private readonly delay?: CommitDelay,
+  ) {
+    this.record = new GuardedRecordStore(s.record, this.life, (ids) => (s.savedIds = ids), delay);
     const life = this.life;
     this.ids = {
       idsOf: async (names) => (life.check(), s.ids.idsOf(names)),
@@ -336,7 +349,7 @@ export class MemPrimaryDurable implements PrimaryDurable {
   /** Kills this incarnation; the returned one sees only durable state. */
   crash(): MemPrimaryDurable {
     this.life.alive = false;
-    return new MemPrimaryDurable(this.s);
+    return new MemPrimaryDurable(this.s, this.delay);
   }
 
   get storage(): Readonly<MemPrimaryStorage> {
@@ -414,8 +427,11 @@ export class MemSecondaryDurable implements SecondaryDurable {
   readonly names: ReplicaNames;
   private readonly life = new Incarnation();
 
-  constructor(private readonly s: MemSecondaryStorage = newSecondaryStorage()) {
-    this.record = new GuardedRecordStore(s.record, this.life, (ids) => (s.savedIds = ids));
+  constructor(
+    private readonly s: MemSecondaryStorage = newSecondaryStorage(),
+    private readonly delay?: CommitDelay,
+  ) {
+    this.record = new GuardedRecordStore(s.record, this.life, (ids) => (s.savedIds = ids), delay);
     const life = this.life;
     this.names = {
       nameOf: (id) => s.names.nameOf(id),
@@ -426,7 +442,7 @@ export class MemSecondaryDurable implements SecondaryDurable {
 
   crash(): MemSecondaryDurable {
     this.life.alive = false;
-    return new MemSecondaryDurable(this.s);
+    return new MemSecondaryDurable(this.s, this.delay);
   }
 
   get storage(): Readonly<MemSecondaryStorage> {

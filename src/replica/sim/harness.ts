@@ -62,8 +62,8 @@ export class Simulation {
   readonly net = new SimNetwork();
   readonly diskP: SimDisk = newSimDisk();
   readonly diskS: SimDisk = newSimDisk();
-  private durP = new MemPrimaryDurable();
-  private durS = new MemSecondaryDurable();
+  private durP: MemPrimaryDurable;
+  private durS: MemSecondaryDurable;
   private storeP: SimObjectStore;
   private storeS: SimObjectStore;
   private primary!: PrimaryReplicator;
@@ -75,6 +75,11 @@ export class Simulation {
 
   constructor(private readonly options: SimOptions) {
     this.random = seededRandom(options.seed);
+    // Record commits take virtual time, like an fsync: crashes land between
+    // a change in memory and its durable commit.
+    const commitDelay = () => this.clock.sleep(Math.floor(this.random.next() * 3));
+    this.durP = new MemPrimaryDurable(undefined, commitDelay);
+    this.durS = new MemSecondaryDurable(undefined, commitDelay);
     for (const disk of [this.diskP, this.diskS]) {
       disk.buckets.set('b1', { name: 'b1', created: 0, region: 'us-east-1' });
     }
