@@ -20,8 +20,9 @@ export function emptyReply(status = 200, headers: ReplyHeaders = {}): Reply {
   return { status, headers };
 }
 
-/** Writes a reply; a stream body that fails midway aborts the connection
- * (and is reported to `onBodyError`). */
+/** Writes a reply. A stream body that fails before anything was sent
+ * rejects (the caller answers with an error instead); one that fails midway
+ * aborts the connection (and is reported to `onBodyError`). */
 export async function writeReply(res: ServerResponse, reply: Reply, method: string, onBodyError?: (err: Error) => void): Promise<void> {
   for (const [name, value] of Object.entries(reply.headers)) res.setHeader(name, value);
   res.statusCode = reply.status;
@@ -48,7 +49,7 @@ export async function writeReply(res: ServerResponse, reply: Reply, method: stri
  * showed up in GET profiles. Resolves when the response is done either way.
  */
 function pipeBody(body: Readable, res: ServerResponse, onBodyError?: (err: Error) => void): Promise<void> {
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
     const done = () => {
       res.off('finish', done);
       res.off('close', done);
@@ -61,6 +62,14 @@ function pipeBody(body: Readable, res: ServerResponse, onBodyError?: (err: Error
       done();
     });
     body.once('error', (err) => {
+      if (!res.headersSent) {
+        // Nothing went out yet: the client can still get a proper error.
+        body.unpipe(res);
+        res.off('finish', done);
+        res.off('close', done);
+        reject(err);
+        return;
+      }
       // Headers are gone already: the only honest signal left is a cut
       // connection, so the client sees a short body rather than a wrong one.
       res.destroy();

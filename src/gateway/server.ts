@@ -83,6 +83,9 @@ class RequestIds {
   }
 }
 
+/** Headers every response carries, set before the operation runs. */
+const ownHeaders = new Set(['x-amz-request-id', 'x-amz-id-2', 'server']);
+
 /** x-amz-id-2 ("host id" on AWS): here derived from the request id. */
 function idTwo(requestId: string): string {
   return Buffer.from(requestId).toString('base64');
@@ -254,6 +257,9 @@ class GatewayServer implements Gateway {
       res.destroy();
       return;
     }
+    // Headers of a reply whose body failed before it was sent (ETag, length,
+    // ranges) must not dress up the error.
+    for (const name of res.getHeaderNames()) if (!ownHeaders.has(name)) res.removeHeader(name);
     const reply = errorReply(err, this.errorContext(req, requestId));
     // An unread body would be parsed as the next request: close instead.
     if (!req.complete) reply.headers.connection = 'close';

@@ -7,7 +7,8 @@ import { createHash } from 'node:crypto';
 import { appendFile, open, stat, truncate } from 'node:fs/promises';
 import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { rawRequest, signer, type Target } from '../helpers/http.ts';
+import { inlineBodyBytesMax, readChunkBytes } from '../../src/core/limits.ts';
+import { rawRequest, signer, xmlText, type Target } from '../helpers/http.ts';
 import { capturingLogger, dataFiles, sleep, startHardGateway, type HardGateway } from './harness.ts';
 
 const pair = { accessKeyId: 'CORRUPTIONKEY0000001', secretAccessKey: 'corruption-secret-0123456789abcdefghijk' };
@@ -134,11 +135,27 @@ describe('a damaged blob is not served as good', () => {
   });
 
   it('a flipped byte in the last chunk is caught too (the last chunk is held back)', async () => {
-    const body = payload(100 * 1024, 3);
+    const body = payload(300 * 1024, 3);
     const file = await putAndFindBlob('flipped-tail', body);
     await flipByte(file, body.length - 1);
     const d = await download(`/${bucket}/flipped-tail`);
     expect(d.complete).toBe(false);
+    await stillServes();
+  });
+
+  it('damage found before anything was sent (a one-chunk body) is a 500 InternalError, not a hang-up', async () => {
+    // Hashed (over the inline limit) and read in one chunk: the check fails before the headers leave.
+    const size = Math.floor((inlineBodyBytesMax + readChunkBytes) / 2);
+    const body = payload(size, 8);
+    const file = await putAndFindBlob('one-chunk', body);
+    await flipByte(file, 5);
+    const r = await rawRequest(t, { method: 'GET', path: `/${bucket}/one-chunk` });
+    expect(r.status, r.text).toBe(500);
+    expect(xmlText(r.text, 'Code')).toBe('InternalError');
+    expect(r.headers.etag, 'no object headers on the error').toBeUndefined();
+    expect(r.text).not.toContain(gw.dataDir);
+    const requestId = String(r.headers['x-amz-request-id']);
+    expect(await logMentions(requestId, 'does not match the stored ETag')).toBe(true);
     await stillServes();
   });
 
