@@ -9,6 +9,8 @@ import type { SimOptions, SimResult } from '../../src/replica/sim/harness.ts';
 const replaySeed = process.env.SIM_SEED === undefined ? undefined : Number(process.env.SIM_SEED);
 const runs = Number(process.env.SIM_RUNS ?? 1500);
 const steps = Number(process.env.SIM_STEPS ?? 200);
+/** About 10 ms per schedule of 200 steps here; generous for slow machines. */
+const timeout = Math.max(120_000, runs * steps * 0.25);
 
 function replayHint(result: SimResult, variant: string): string {
   return `simulation failed (${variant}) at step ${result.step}: ${result.failure}\n` +
@@ -29,7 +31,7 @@ async function many(variant: string, base: Omit<SimOptions, 'seed' | 'predictors
 }
 
 describe('replication simulation', () => {
-  it('refuse mode: coverage, R\' ⊆ R, bounded R, convergence', { timeout: 120_000 }, async () => {
+  it('refuse mode: coverage, R\' ⊆ R, bounded R, convergence', { timeout }, async () => {
     const results = await many('refuse mode', { steps, mode: 'refuse', recordEntriesMax: 12 }, runs);
     const total = results.reduce((a, r) => ({ ops: a.ops + r.stats.ops, crashes: a.crashes + r.stats.crashesP + r.stats.crashesS, misses: a.misses + r.stats.misses, hits: a.hits + r.stats.hits }), { ops: 0, crashes: 0, misses: 0, hits: 0 });
     // The schedules really exercised the protocol (not vacuous).
@@ -41,7 +43,7 @@ describe('replication simulation', () => {
     }
   });
 
-  it('degraded mode: differences covered by R or the dirty set, convergence', { timeout: 120_000 }, async () => {
+  it('degraded mode: differences covered by R or the dirty set, convergence', { timeout }, async () => {
     await many('degraded mode', { steps, mode: 'degraded', recordEntriesMax: 12 }, Math.ceil(runs / 2));
   });
 });
