@@ -7,8 +7,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseKeysFile } from '../../src/gateway/credentials.ts';
 import { parseRequest, type Operation } from '../../src/gateway/endpoint.ts';
-import { rawRequest, type RawRequest, type Target } from '../helpers/http.ts';
-import { errorCode, snapshot, startHardGateway, type HardGateway } from './harness.ts';
+import { presignUrl, rawRequest, send, type RawRequest, type Target } from '../helpers/http.ts';
+import { errorCode, sleep, snapshot, startHardGateway, type HardGateway } from './harness.ts';
 
 const keysFile = JSON.stringify([
   { accessKeyId: 'FULLACCESSKEY0000001', secretAccessKey: 'full-secret-0123456789abcdefghijklmnopqrs' },
@@ -154,5 +154,28 @@ describe('per-key bucket allow-list', () => {
     expect(() => parseKeysFile('[{"accessKeyId":"a","secretAccessKey":"s","buckets":"alpha"}]')).toThrow(/buckets/);
     expect(() => parseKeysFile('[{"accessKeyId":"a","secretAccessKey":"s","buckets":[1]}]')).toThrow(/buckets/);
     expect(parseKeysFile('[{"accessKeyId":"a","secretAccessKey":"s","buckets":[]}]')[0]!.buckets).toEqual([]);
+  });
+});
+
+describe('presigned URLs on the wire', () => {
+  it('work until X-Amz-Expires passes, then are AccessDenied (Request has expired) and change nothing', async () => {
+    const get = await presignUrl(admin, 'GET', '/beta/obj', 1);
+    const put = await presignUrl(admin, 'PUT', '/beta/presigned-late', 1);
+    const host = { host: `127.0.0.1:${gw.port}` };
+    expect((await send(gw.port, 'GET', get, host)).text).toBe('beta object');
+    await sleep(2100);
+    const before = await snapshot(gw, admin);
+    const late = await send(gw.port, 'GET', get, host);
+    expect([late.status, errorCode(late)]).toEqual([403, 'AccessDenied']);
+    expect(late.text).toContain('Request has expired');
+    const latePut = await send(gw.port, 'PUT', put, { ...host, 'content-length': '4' }, Buffer.from('late'));
+    expect([latePut.status, errorCode(latePut)]).toEqual([403, 'AccessDenied']);
+    expect(await snapshot(gw, admin)).toEqual(before);
+  });
+
+  it('a URL presigned by a key limited to other buckets is AccessDenied', async () => {
+    const url = await presignUrl(gw.as(alphaOnly), 'GET', '/beta/obj', 60);
+    const r = await send(gw.port, 'GET', url, { host: `127.0.0.1:${gw.port}` });
+    expect([r.status, errorCode(r)]).toEqual([403, 'AccessDenied']);
   });
 });
