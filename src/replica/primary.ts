@@ -21,7 +21,7 @@ import { LastActive, chooseRemovals } from '../predict/removal.ts';
 import type { RemovalPolicy } from '../predict/removal.ts';
 import type { LocationEntry, LocationName } from '../predict/types.ts';
 import { Copier } from './copier.ts';
-import type { RecordMessage } from './messages.ts';
+import type { RecordMessage, SessionInfo } from './messages.ts';
 import { replicaWireVersion } from './messages.ts';
 import type { ReplicaMetrics } from './metrics.ts';
 import type { PrimaryDurable, QEntry } from './state.ts';
@@ -463,7 +463,7 @@ export class PrimaryReplicator implements ChangeHooks {
   private async connect(): Promise<void> {
     if (this.fencedBy) return;
     try {
-      const info = await this.options.target.openSession(this.options.config.site, this.epoch);
+      const info = await this.openSession();
       if (this.stopped) return;
       if (info.epoch > this.epoch) return void (await this.fence(new FencedError(info.epoch, undefined)));
       await this.adoptRecord(info.entries);
@@ -474,6 +474,17 @@ export class PrimaryReplicator implements ChangeHooks {
       this.session = undefined;
       this.peer = 'unreachable';
       this.options.log?.('secondary unreachable', { err: String(err) });
+    }
+  }
+
+  /** Two tries: a keep-alive socket the peer just closed fails once. */
+  private async openSession(): Promise<SessionInfo> {
+    const { target, config } = this.options;
+    try {
+      return await target.openSession(config.site, this.epoch);
+    } catch (err) {
+      if (err instanceof FencedError) throw err;
+      return target.openSession(config.site, this.epoch);
     }
   }
 
