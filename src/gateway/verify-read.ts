@@ -7,8 +7,8 @@
 // What is verified:
 // - every read: the byte count (a truncated or extended blob file);
 // - whole-object reads of objects larger than inlineBodyBytesMax: the MD5
-//   (single PUT: the ETag is the body's MD5; multipart "hex-N" with one blob
-//   per part: the MD5 of the parts' MD5s). Smaller objects live inside the
+//   (single PUT: the ETag is the body's MD5; multipart "hex-N": the MD5 of
+//   the parts' MD5s, split at the recorded part sizes or the blobs). Smaller objects live inside the
 //   lmdb commit and are not hashed on every GET; an ETag of another shape
 //   (none we write today) is size-checked only.
 // - ranged reads: the byte count only; a flipped byte inside a range cannot
@@ -39,8 +39,12 @@ function etagCheckOf(meta: ObjectMeta, whole: boolean): EtagCheck {
   const dash = meta.etag.indexOf('-');
   if (dash < 0) return /^[0-9a-f]{32}$/.test(meta.etag) ? { mode: 'md5' } : { mode: 'none' };
   const parts = Number(meta.etag.slice(dash + 1));
-  if (parts !== meta.blobs.length || parts === 0) return { mode: 'none' };
-  return { mode: 'parts', sizes: meta.blobs.map((b) => b.size) };
+  // Part boundaries: the recorded part sizes (a replica keeps a multipart
+  // object in one blob), else one blob per part.
+  const sizes = meta.partSizes ?? meta.blobs.map((b) => b.size);
+  const total = sizes.reduce((a, b) => a + b, 0);
+  if (parts === 0 || sizes.length !== parts || total !== meta.size) return { mode: 'none' };
+  return { mode: 'parts', sizes };
 }
 
 class VerifyingStream extends Transform {

@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { appendFile, open, stat, truncate } from 'node:fs/promises';
 import http from 'node:http';
+import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inlineBodyBytesMax, readChunkBytes } from '../../src/core/limits.ts';
 import { rawRequest, signer, xmlText, type Target } from '../helpers/http.ts';
@@ -209,5 +210,37 @@ describe('a damaged blob is not served as good', () => {
     expect(bad.complete).toBe(false);
     expect(await logMentions(bad.requestId, 'does not match the stored ETag')).toBe(true);
     await stillServes();
+  });
+
+  it('a replica of a multipart object (one blob, recorded part sizes) is verified too', async () => {
+    const parts = [payload(5 * 1024 * 1024, 9), payload(77 * 1024 + 3, 10)];
+    const body = Buffer.concat(parts);
+    const digests = parts.map((p) => createHash('md5').update(p).digest());
+    const etag = `${createHash('md5').update(Buffer.concat(digests)).digest('hex')}-2`;
+    const meta = {
+      v: 1 as const,
+      bucket,
+      key: 'replica-mpu',
+      size: body.length,
+      etag,
+      lastModified: Date.now(),
+      seq: 1_000_000,
+      headers: {},
+      userMeta: {},
+      tags: {},
+      partSizes: parts.map((p) => p.length),
+      blobs: [],
+    };
+    const before = new Set(await dataFiles(gw.dataDir));
+    expect(await gw.store.applyReplica(meta, Readable.from([body]))).toBe(true);
+    const added = (await dataFiles(gw.dataDir)).filter((f) => !before.has(f));
+    expect(added).toHaveLength(1);
+    const good = await download(`/${bucket}/replica-mpu`);
+    expect(good.complete).toBe(true);
+    expect(good.body.equals(body)).toBe(true);
+    await flipByte(added[0]!, body.length - 10);
+    const bad = await download(`/${bucket}/replica-mpu`);
+    expect(bad.complete).toBe(false);
+    expect(await logMentions(bad.requestId, 'does not match the stored ETag')).toBe(true);
   });
 });
