@@ -295,6 +295,22 @@ export class PrimaryReplicator implements ChangeHooks {
     };
   }
 
+  /**
+   * Waits until every committed change reached S (Q and the dirty set
+   * empty, no miss waiting): PROTOCOL.md "Planned switchover: drain Q, then
+   * swap roles with nothing lost". True when drained within `maxMs`.
+   */
+  async drain(maxMs: number, pollMs = 50): Promise<boolean> {
+    const { clock, durable } = this.options;
+    const end = clock.now() + maxMs;
+    for (let i = 0; i <= maxMs / pollMs + 1; i++) {
+      if (durable.qCount() === 0 && durable.dirtyCount() === 0 && this.waiters.length === 0) return true;
+      if (clock.now() >= end) break;
+      await clock.sleep(pollMs);
+    }
+    return false;
+  }
+
   /** Whether R' holds the id (guard for releasing ids). */
   inRecord(id: number): boolean {
     return this.rPrime.has(id) || this.pendingRemovals.has(id);

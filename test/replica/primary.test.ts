@@ -178,6 +178,21 @@ describe('PrimaryReplicator', () => {
     expect(t.diskS.objects.get('b\0k1')?.body.toString()).toBe('two');
   });
 
+  it('drain waits until every write reached the secondary', async () => {
+    const t = await setup();
+    await t.put('d/1', 'one');
+    await t.put('d/2', 'two');
+    const drained = t.primary.drain(5000);
+    for (let i = 0; i < 20; i++) await t.clock.advance(100, flush);
+    expect(await drained).toBe(true);
+    expect(t.diskS.objects.size).toBe(2);
+    t.target.down = true;
+    await t.put('d/1', 'again'); // a hit: committed, but S cannot get it
+    const stuck = t.primary.drain(1000);
+    for (let i = 0; i < 20; i++) await t.clock.advance(100, flush);
+    expect(await stuck).toBe(false);
+  });
+
   it('committed refuses a write no longer covered (rolls it back)', async () => {
     const t = await setup();
     expect(() => t.primary.committed({ ...intent('never-admitted'), seq: 5 })).toThrow(/no longer covers/);
