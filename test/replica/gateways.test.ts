@@ -232,6 +232,12 @@ describe('primary and secondary gateways', () => {
     const wrongKey = signHeaders(secretAccessKey, { method: 'POST', url: '/_lookahead/replica/record', date: Date.now(), contentSha256: sha256Hex(message), meta: '', epoch: '' });
     const forged = await fetch(url, { method: 'POST', body: message, headers: wrongKey });
     expect(forged.status).toBe(403);
+    const bad = JSON.stringify({ v: 1, epoch: 1, from: 'x', session: 1, msgId: 1, add: [{ id: 1, name: 'not a location' }], remove: [] });
+    const signedBad = signHeaders(replicationSecret, { method: 'POST', url: '/_lookahead/replica/record', date: Date.now(), contentSha256: sha256Hex(bad), meta: '', epoch: '' });
+    const malformed = await fetch(url, { method: 'POST', body: bad, headers: signedBad });
+    expect(malformed.status).toBe(400);
+    const tampered = await fetch(url, { method: 'POST', body: message, headers: signedBad });
+    expect(tampered.status).toBe(403);
     const rightKey = signHeaders(replicationSecret, { method: 'GET', url: '/_lookahead/replica/health', date: Date.now(), contentSha256: sha256Hex(''), meta: '', epoch: '' });
     const health = await fetch(`${secondary.endpoint}/_lookahead/replica/health`, { headers: rightKey });
     expect(health.status).toBe(200);
