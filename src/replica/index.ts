@@ -23,7 +23,7 @@ import type { PredictorConfig } from '../predict/predictions.ts';
 import { RecentWrites } from '../predict/recent.ts';
 import { GatewayTarget } from './http-target.ts';
 import { ReplicaMetrics } from './metrics.ts';
-import { predictWith } from './predict.ts';
+import { predictWith, storeKeysUnderPrefix } from './predict.ts';
 import { PrimaryReplicator, defaultPrimaryConfig } from './primary.ts';
 import type { PrimaryConfig, ReplicaStatus } from './primary.ts';
 import { createReplicaRouter } from './router.ts';
@@ -52,7 +52,8 @@ export interface PrimaryReplicationOptions {
   /** Overrides of defaultPrimaryConfig; `site` names this gateway. */
   config?: Partial<PrimaryConfig>;
   predictors?: PredictorConfig;
-  /** Keys under a prefix, capped (the same-prefix predictor's group cap). */
+  /** Keys under a prefix, capped (the same-prefix predictor's group cap);
+   * defaults to counting in the object store's lmdb on the same root. */
   keysUnderPrefix?: (bucket: string, prefix: string) => number;
   registry?: Registry;
   log?: Log;
@@ -81,7 +82,7 @@ export function createPrimaryReplication(options: PrimaryReplicationOptions): Pr
     clock: options.clock,
     random: options.random,
     config,
-    predict: predictWith(predictions, recent, options.keysUnderPrefix ?? (() => 0)),
+    predict: predictWith(predictions, recent, options.keysUnderPrefix ?? storeKeysUnderPrefix(options.root)),
     onCommitted: (change, now) => recent.note(change, now),
     ...(options.registry ? { metrics: new ReplicaMetrics(options.registry) } : {}),
     ...(options.log ? { log: options.log } : {}),

@@ -71,3 +71,18 @@ describe('Q in the store transaction', () => {
     expect(durable.qGet('k/b/x')).toBeUndefined();
   });
 });
+
+describe('storeKeysUnderPrefix', () => {
+  it('counts keys under a prefix in the store, capped', async () => {
+    const { storeKeysUnderPrefix } = await import('../../src/replica/predict.ts');
+    const opened = await openStore({ admit: async () => ({ hit: true }), committed: () => {} });
+    await opened.store.createBucket('b', 'us-east-1');
+    for (const key of ['logs/a', 'logs/b', 'logs/c/d', 'logsx', 'other/e']) await put(opened.store, key, 'x');
+    const count = storeKeysUnderPrefix(opened.root);
+    expect(count('b', 'logs/')).toBe(3);
+    expect(count('b', 'logs/c/')).toBe(1);
+    expect(count('b', '')).toBe(5);
+    expect(count('b', 'none/')).toBe(0);
+    expect(count('other-bucket', '')).toBe(0);
+  });
+});
