@@ -20,12 +20,13 @@ import { constants as osConstants } from 'node:os';
 import { readdir, rm } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import type { RootDatabase } from 'lmdb';
 import type { ChangeHooks, ChangeIntent } from '../core/changes.ts';
 import { noReplication } from '../core/changes.ts';
 import { systemClock, type Clock } from '../core/clock.ts';
 import { BlobSpace, durableWrite, isInlineBlobId, unlinkQuietly } from '../core/durable.ts';
+import { EtagHasher } from '../core/etag.ts';
 import { S3Error } from '../core/errors.ts';
 import { commitErrorWaitMs, inlineBodyBytesMax, keyBytesMax, openObjectAttemptsMax, partNumberMax, partNumberMin, partSizeBytesMax, putObjectBytesMax } from '../core/limits.ts';
 import { scanPage } from './listing.ts';
@@ -749,12 +750,16 @@ export class DiskObjectStore implements ObjectStore {
       return false;
     }
     const algorithm = meta.checksum?.type === 'FULL_OBJECT' ? meta.checksum.algorithm : undefined;
+    const multipart = multipartEtagCheck(meta, body);
     try {
       const replaced = await durableWrite({
         space: this.space,
-        body,
+        body: multipart?.body ?? body,
         digest: { algorithms: algorithm ? [algorithm] : [], sha256: false },
-        verify: (d) => verifyReplicaBody(meta, d, algorithm),
+        verify: (d) => {
+          verifyReplicaBody(meta, d, algorithm);
+          multipart?.verify();
+        },
         maxBytes: meta.size,
         inlineMaxBytes: this.inlineMaxBytes,
         admission: Promise.resolve(),
@@ -850,6 +855,36 @@ function checkPartNumber(n: number): void {
 
 function checkSize(d: BodyDigest, expected: number): void {
   if (d.size !== expected) throw new S3Error('IncompleteBody', 'The source ended before the expected length');
+}
+
+/**
+ * A multipart replica's ETag is the MD5 of its parts' MD5s: the store's
+ * whole-body MD5 cannot check it, so the body passes through a hasher split
+ * at the recorded part sizes, checked with the other digests before commit.
+ * Undefined for single-PUT ETags (the body MD5 checks those) and for
+ * multipart metadata without usable part sizes (size only, as before).
+ */
+function multipartEtagCheck(meta: ObjectMeta, body: Readable): { body: Readable; verify(): void } | undefined {
+  if (!meta.etag.includes('-')) return undefined;
+  const hasher = EtagHasher.for(meta.etag, meta.size, meta.partSizes);
+  if (!hasher) return undefined;
+  const hashed = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      hasher.update(chunk);
+      done(null, chunk);
+    },
+  });
+  // pipe() does not forward errors: a peer gone mid-body must fail the write.
+  body.once('error', (err) => hashed.destroy(err));
+  hashed.once('close', () => {
+    if (!body.destroyed && !body.readableEnded) body.destroy();
+  });
+  return {
+    body: body.pipe(hashed),
+    verify() {
+      if (hasher.digest() !== meta.etag) throw new S3Error('BadDigest', 'Replica body does not match its ETag');
+    },
+  };
 }
 
 function verifyReplicaBody(meta: ObjectMeta, d: BodyDigest, algorithm?: ChecksumAlgorithm): void {
