@@ -138,6 +138,19 @@ describe('admin endpoints need the admin key', () => {
   });
 });
 
+describe('the keys file bucket list in a real serve process', () => {
+  it('a client key limited to client-bucket is AccessDenied on another bucket where the main key gets NoSuchBucket', async () => {
+    // A secondary refuses client writes, so no bucket exists here: the
+    // difference between the two keys is the allow-list, checked before existence.
+    const main = await sigv4(mainKey, 'GET', '/other-bucket');
+    expect([main.status, /<Code>([^<]+)</.exec(main.text)?.[1]]).toEqual([404, 'NoSuchBucket']);
+    const other = await sigv4(clientKey, 'GET', '/other-bucket');
+    expect([other.status, /<Code>([^<]+)</.exec(other.text)?.[1]]).toEqual([403, 'AccessDenied']);
+    const own = await sigv4(clientKey, 'GET', '/client-bucket');
+    expect([own.status, /<Code>([^<]+)</.exec(own.text)?.[1]]).toEqual([404, 'NoSuchBucket']);
+  });
+});
+
 describe('secrets never reach stdout or the log', () => {
   it('after auth failures of every kind, no secret, signature or Authorization value was printed', async () => {
     // More failures: wrong secrets on S3 routes, presigned with a bad signature, Basic with a wrong password.

@@ -25,7 +25,7 @@ const keysPerWorker = 8;
 const buckets = ['soak-a', 'soak-b'];
 /** RSS may grow at most this much over the warmed-up baseline (both sites
  * and the test's own buffers live in this process). */
-const rssGrowthBytesMax = 384 * 1024 * 1024;
+const rssGrowthBytesMax = 256 * 1024 * 1024;
 const convergeMsMax = 120_000;
 
 const keys = { accessKeyId: 'SOAKACCESSKEY0000001', secretAccessKey: 'soak-secret-0123456789abcdefghijklmnopqr' };
