@@ -18,12 +18,14 @@ function replayHint(result: SimResult, variant: string): string {
     ' (add SIM_TRACE=1 for a trace of every event)';
 }
 
-async function many(variant: string, base: Omit<SimOptions, 'seed' | 'predictors'>, count: number): Promise<SimResult[]> {
+async function many(variant: string, base: Omit<SimOptions, 'seed' | 'predictors' | 'recordEntriesMax'>, count: number): Promise<SimResult[]> {
   const seeds = replaySeed === undefined ? Array.from({ length: count }, (_, i) => 1000 + i) : [replaySeed];
   const results: SimResult[] = [];
   for (const seed of seeds) {
     // Half the schedules with src/predict's predictors, half with the own location only.
-    const result = await runSimulation({ ...base, seed, predictors: seed % 2 === 0 });
+    // Record limits from starved (constant backpressure) to roomy.
+    const recordEntriesMax = [4, 12, 40][seed % 3] as number;
+    const result = await runSimulation({ ...base, seed, predictors: seed % 2 === 0, recordEntriesMax });
     if (!result.ok) throw new Error(replayHint(result, variant));
     results.push(result);
   }
@@ -32,7 +34,7 @@ async function many(variant: string, base: Omit<SimOptions, 'seed' | 'predictors
 
 describe('replication simulation', () => {
   it('refuse mode: coverage, R\' ⊆ R, bounded R, convergence', { timeout }, async () => {
-    const results = await many('refuse mode', { steps, mode: 'refuse', recordEntriesMax: 12 }, runs);
+    const results = await many('refuse mode', { steps, mode: 'refuse' }, runs);
     const total = results.reduce((a, r) => ({ ops: a.ops + r.stats.ops, crashes: a.crashes + r.stats.crashesP + r.stats.crashesS, misses: a.misses + r.stats.misses, hits: a.hits + r.stats.hits }), { ops: 0, crashes: 0, misses: 0, hits: 0 });
     // The schedules really exercised the protocol (not vacuous).
     expect(total.ops).toBeGreaterThan(results.length * 10);
@@ -44,6 +46,6 @@ describe('replication simulation', () => {
   });
 
   it('degraded mode: differences covered by R or the dirty set, convergence', { timeout }, async () => {
-    await many('degraded mode', { steps, mode: 'degraded', recordEntriesMax: 12 }, Math.ceil(runs / 2));
+    await many('degraded mode', { steps, mode: 'degraded' }, Math.ceil(runs / 2));
   });
 });
