@@ -121,7 +121,7 @@ function addSiteOptions(cmd: Command): Command {
   return cmd
     .option('--region <region>', 'region reported for buckets', 'us-east-1')
     .option('--base-domain <domain>', 'enable virtual-host style requests: BUCKET.<domain>')
-    .option('--keys-file <file>', 'extra access keys (JSON or access:secret lines)')
+    .option('--keys-file <file>', 'extra access keys (JSON or access:secret lines; a JSON entry\'s "buckets" limits that key)')
     .option('--anonymous-read <buckets>', 'buckets anonymous clients may read (comma list, repeatable)', collect, [])
     .option('--log-level <level>', 'pino log level (logs go to stderr)', 'info');
 }

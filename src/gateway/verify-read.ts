@@ -15,6 +15,7 @@
 //   be told from the stored ETag without reading the whole blob.
 
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { isInlineBlobId } from '../core/durable.ts';
 import { EtagHasher } from '../core/etag.ts';
 import { inlineBodyBytesMax } from '../core/limits.ts';
 import type { ObjectMeta, ReadRange } from '../objects/types.ts';
@@ -84,8 +85,11 @@ class VerifyingStream extends Transform {
   }
 }
 
-/** Wraps a stored body so a mismatch with `meta` fails the stream (see above). */
+/** Wraps a stored body so a mismatch with `meta` fails the stream (see above).
+ * Bodies held wholly inside lmdb are passed through as they are: their
+ * length comes from the record itself, and small GETs stay on the fast path. */
 export function verifiedBody(meta: ObjectMeta, range: ReadRange | undefined, body: Readable): Readable {
+  if (meta.blobs.every((b) => isInlineBlobId(b.id))) return body;
   const whole = range === undefined || (range.start === 0 && range.end === meta.size - 1);
   const expected = range === undefined ? meta.size : Math.max(0, range.end - range.start + 1);
   const out = new VerifyingStream(meta, expected, hasherFor(meta, whole));
