@@ -5,7 +5,8 @@
 // error, never a complete body of bad bytes.
 //
 // What is verified:
-// - every read: the byte count (a truncated or extended blob file);
+// - every read of a body kept in files: the byte count (a truncated or
+//   extended blob file); bodies held wholly in lmdb pass through unchecked;
 // - whole-object reads of objects larger than inlineBodyBytesMax: the MD5
 //   (single PUT: the ETag is the body's MD5; multipart "hex-N": the MD5 of
 //   the parts' MD5s, split at the recorded part sizes or the blobs). Smaller objects live inside the
