@@ -35,13 +35,24 @@ async function many(variant: string, base: Omit<SimOptions, 'seed' | 'predictors
 describe('replication simulation', () => {
   it('refuse mode: coverage, R\' ⊆ R, bounded R, convergence', { timeout }, async () => {
     const results = await many('refuse mode', { steps, mode: 'refuse' }, runs);
-    const total = results.reduce((a, r) => ({ ops: a.ops + r.stats.ops, crashes: a.crashes + r.stats.crashesP + r.stats.crashesS, misses: a.misses + r.stats.misses, hits: a.hits + r.stats.hits }), { ops: 0, crashes: 0, misses: 0, hits: 0 });
+    const total = results.reduce(
+      (a, r) => ({
+        ops: a.ops + r.stats.ops,
+        crashes: a.crashes + r.stats.crashesP + r.stats.crashesS,
+        misses: a.misses + r.stats.misses,
+        hits: a.hits + r.stats.hits,
+        differing: a.differing + r.stats.differing,
+      }),
+      { ops: 0, crashes: 0, misses: 0, hits: 0, differing: 0 },
+    );
     // The schedules really exercised the protocol (not vacuous).
     expect(total.ops).toBeGreaterThan(results.length * 10);
     if (replaySeed === undefined) {
       expect(total.crashes).toBeGreaterThan(results.length / 2);
       expect(total.hits).toBeGreaterThan(0);
       expect(total.misses).toBeGreaterThan(0);
+      // The sites really diverged while faults ran: coverage was tested.
+      expect(total.differing).toBeGreaterThan(results.length);
     }
   });
 

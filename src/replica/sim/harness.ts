@@ -40,7 +40,19 @@ export interface SimResult {
   seed: number;
   failure?: string;
   step?: number;
-  stats: { ops: number; opErrors: number; crashesP: number; crashesS: number; delivered: number; dropped: number; hits: number; misses: number };
+  stats: {
+    ops: number;
+    opErrors: number;
+    crashesP: number;
+    crashesS: number;
+    delivered: number;
+    dropped: number;
+    hits: number;
+    misses: number;
+    /** Keys (or buckets) seen differing between the sites, summed over
+     * steps: the coverage check had something to check. */
+    differing: number;
+  };
 }
 
 const dirs = ['logs/2026/11/29/', 'logs/2026/11/30/', 'img/', '', 'a/b/c/'];
@@ -71,7 +83,9 @@ export class Simulation {
   private secondary: SecondaryService | undefined;
   private sDownSteps = 0;
   private readonly recent = new RecentWrites({ windowMs: 60_000 });
-  readonly stats: SimResult['stats'] = { ops: 0, opErrors: 0, crashesP: 0, crashesS: 0, delivered: 0, dropped: 0, hits: 0, misses: 0 };
+  readonly stats: SimResult['stats'] = {
+    ops: 0, opErrors: 0, crashesP: 0, crashesS: 0, delivered: 0, dropped: 0, hits: 0, misses: 0, differing: 0,
+  };
 
   constructor(private readonly options: SimOptions) {
     this.random = seededRandom(options.seed);
@@ -268,12 +282,14 @@ export class Simulation {
     if (this.options.mode === 'refuse' && dirty.size > 0) fail('refuse mode admitted an unrecorded write');
     for (const b of new Set([...this.diskP.buckets.keys(), ...this.diskS.buckets.keys()])) {
       if (this.diskP.buckets.has(b) === this.diskS.buckets.has(b)) continue;
+      this.stats.differing++;
       if (!names.has(`b/${b}`) && !dirty.has(`b/${b}`)) fail(`bucket ${b} differs and is not covered`);
     }
     for (const id of new Set([...this.diskP.objects.keys(), ...this.diskS.objects.keys()])) {
       const p = this.diskP.objects.get(id)?.meta;
       const s = this.diskS.objects.get(id)?.meta;
       if (p?.seq === s?.seq && p?.etag === s?.etag) continue;
+      this.stats.differing++;
       const [bucket, key] = id.split('\0') as [string, string];
       if (this.covered(names, bucket, key) || dirty.has(`k/${bucket}/${key}`)) continue;
       fail(`${bucket}/${key} differs (P seq ${p?.seq}, S seq ${s?.seq}) and is not covered by R`);
