@@ -506,6 +506,7 @@ export class PrimaryReplicator implements ChangeHooks {
 
   private async adoptRecord(entries: LocationEntry[]): Promise<void> {
     const { durable } = this.options;
+    await this.dropLost(new Set(entries.map((e) => e.id)));
     const extra = entries.filter((e) => !this.rPrime.has(e.id));
     const consistent: number[] = [];
     for (const e of extra) {
@@ -524,6 +525,30 @@ export class PrimaryReplicator implements ChangeHooks {
     // Entries R' just regained may cover queued keys: pin them too.
     if (consistent.length > 0) this.loadPins();
     await this.saveRecord();
+  }
+
+  /**
+   * R' ⊆ R always holds unless S lost its record (a replaced or restored
+   * secondary). Then R' must shrink to R, and queued keys that lose their
+   * cover are tracked as dirty, to go back under the record as misses do.
+   */
+  private async dropLost(inR: Set<number>): Promise<void> {
+    const lost = this.rPrime.toBitmap().toArray().filter((id) => !inR.has(id));
+    if (lost.length === 0) return;
+    this.options.log?.('the secondary lost record entries; they leave R\'', { count: lost.length });
+    this.rPrime.remove(lost);
+    this.lastActive.forget(lost);
+    const uncovered: string[] = [];
+    let after: string | undefined;
+    for (let page = 0; page <= copyQueueEntriesMax / 1000; page++) {
+      const entries = this.options.durable.qScan(after, 1000);
+      if (entries.length === 0) break;
+      for (const [qkey, entry] of entries) {
+        if (!this.queuedCover(qkey, entry).some((id) => this.rPrime.has(id))) uncovered.push(qkey);
+      }
+      after = entries[entries.length - 1]?.[0];
+    }
+    if (uncovered.length > 0) await this.options.durable.dirtyAdd(uncovered);
   }
 
   /** Saves of R' one at a time, in order (each writes its delta). */

@@ -71,6 +71,8 @@ export interface PrimaryDurable {
   /** Inside the store's commit transaction (ChangeHooks.committed). */
   qPutSync(qkey: string, entry: QEntry): void;
   dirtyAddSync(qkey: string): void;
+  /** In its own durable transaction. */
+  dirtyAdd(qkeys: readonly string[]): Promise<void>;
   qGet(qkey: string): QEntry | undefined;
   /** Removes the entry only if its seq is still `seq` (not written again),
    * and the key from the dirty set with it; true when removed. */
@@ -163,6 +165,12 @@ export class LmdbPrimaryDurable implements PrimaryDurable {
     if (this.dirty.get(qkey) !== undefined) return;
     this.approxDirty++;
     this.dirty.putSync(qkey, Buffer.from([replicaStateVersion]));
+  }
+
+  async dirtyAdd(qkeys: readonly string[]): Promise<void> {
+    await this.root.transaction(() => {
+      for (const k of qkeys) this.dirtyAddSync(k);
+    });
   }
 
   qGet(qkey: string): QEntry | undefined {
@@ -363,6 +371,10 @@ export class MemPrimaryDurable implements PrimaryDurable {
   dirtyAddSync(qkey: string): void {
     this.life.check();
     this.s.dirty.add(qkey);
+  }
+  async dirtyAdd(qkeys: readonly string[]): Promise<void> {
+    this.life.check();
+    for (const k of qkeys) this.s.dirty.add(k);
   }
   qGet(qkey: string): QEntry | undefined {
     return this.s.q.get(qkey);

@@ -264,6 +264,31 @@ describe('PrimaryReplicator', () => {
     expect(t.durP.storage.meta.fencedBy?.epoch).toBe(7);
   });
 
+  it('a secondary that lost its record: R\' shrinks to R and queued keys go dirty, then back under R', async () => {
+    const t = await setup();
+    await t.put('lost/1');
+    t.target.down = true; // the copy cannot go out: the key stays queued
+    await t.put('lost/1', 'again');
+    expect(t.durP.storage.q.has('k/b/lost/1')).toBe(true);
+    // S is replaced by an empty one; P restarts against it.
+    t.primary.stop();
+    const fresh = new SecondaryService({ durable: new MemSecondaryDurable(), store: new SimObjectStore(t.diskS, { admit: async () => ({ hit: true }), committed: () => {} }, t.clock), clock: t.clock });
+    await fresh.start();
+    const target = new ControlledTarget(fresh);
+    target.hold = true; // hold the resync message to look at the state before it
+    const again = new PrimaryReplicator({ durable: t.durP.crash(), target, clock: t.clock, random: seededRandom(3), config: config() });
+    await again.start(new SimObjectStore(t.diskP, again, t.clock));
+    expect(again.recordIds()).toEqual([]); // R' ⊆ R, and R is empty
+    expect(t.durP.storage.dirty.has('k/b/lost/1')).toBe(true);
+    expect(again.status().peer).toBe('degraded');
+    target.hold = false;
+    target.release();
+    for (let i = 0; i < 20 && t.durP.storage.dirty.size > 0; i++) await t.clock.advance(200, flush);
+    expect(fresh.recordNames()).toContain('k/b/lost/1');
+    expect(t.durP.storage.dirty.size).toBe(0);
+    again.stop();
+  });
+
   it('status and prom-client metrics report hits, misses, record size, queue and bytes', async () => {
     const registry = new Registry();
     const metrics = new ReplicaMetrics(registry);
