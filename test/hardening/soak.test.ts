@@ -190,7 +190,7 @@ const chaosModes: [string, ChaosSettings | 'partition'][] = [
   ['calm', calm],
   ['delays', { delayMsMax: 40, resetChance: 0, stallChance: 0, stallMs: 0 }],
   ['resets', { delayMsMax: 5, resetChance: 0.01, stallChance: 0, stallMs: 0 }],
-  ['stalls', { delayMsMax: 0, resetChance: 0, stallChance: 0.1, stallMs: 1500 }],
+  ['stalls', { delayMsMax: 0, resetChance: 0, stallChance: 0.5, stallMs: 1500 }],
   ['partition', 'partition'],
 ];
 
