@@ -213,3 +213,27 @@ describe('Range values that overflow', () => {
     }
   });
 });
+
+describe('framing the HTTP layer must refuse', () => {
+  it('Content-Length together with Transfer-Encoding is refused, nothing stored', async () => {
+    await changesNothing(async () => {
+      const head = await signedHead('PUT', `/${bucket}/both-lengths`, { 'content-length': '5', 'transfer-encoding': 'chunked', 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' });
+      const out = await rawExchange([Buffer.from(head), Buffer.from('5\r\nhello\r\n0\r\n\r\n')], { waitMs: 1000 });
+      expect(out).toMatch(/^HTTP\/1\.1 4\d\d/);
+      expect(out).not.toMatch(/HTTP\/1\.1 2\d\d/);
+    });
+  });
+
+  it('a PUT without Content-Length (chunked transfer) is MissingContentLength or stored exactly', async () => {
+    const head = await signedHead('PUT', `/${bucket}/te-chunked`, { 'transfer-encoding': 'chunked', 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' });
+    const out = await rawExchange([Buffer.from(head), Buffer.from('5\r\nhello\r\n0\r\n\r\n')], { waitMs: 1000 });
+    const status = Number(/^HTTP\/1\.1 (\d+)/.exec(out)?.[1]);
+    if (status === 200) {
+      expect((await rawRequest(t, { method: 'GET', path: `/${bucket}/te-chunked` })).text).toBe('hello');
+      await rawRequest(t, { method: 'DELETE', path: `/${bucket}/te-chunked` });
+    } else {
+      expect(out).toContain('<Code>MissingContentLength</Code>');
+      expect((await rawRequest(t, { method: 'HEAD', path: `/${bucket}/te-chunked` })).status).toBe(404);
+    }
+  });
+});
