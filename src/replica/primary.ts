@@ -120,6 +120,9 @@ interface Batch {
 const pumpRoundsMax = 64;
 /** Dirty keys put back under the record per message. */
 const resyncBatchMax = 1024;
+/** Admitted writes not yet committed, at most (in-flight writes; more
+ * means writes fail after admit, and the oldest stop pinning). */
+const admissionsMax = 100_000;
 /** Admissions are swept for expired leases at most this often (ms). */
 const leaseSweepMs = 1000;
 
@@ -132,6 +135,7 @@ export class PrimaryReplicator implements ChangeHooks {
   private readonly pins = new Map<number, number>();
   private readonly qPins = new Map<string, Set<number>>();
   private readonly admitted = new Map<string, Admitted[]>();
+  private admittedCount = 0;
   private waiters: Waiter[] = [];
   /** Removed from R' (durably), not yet acked by S: "Removals leave R'
    * first, then S". Also ids a lost message may have added on S. */
@@ -353,6 +357,8 @@ export class PrimaryReplicator implements ChangeHooks {
    * take them while the write is in flight ("in sync" means not in Q and
    * not about to be). */
   private pinAdmission(change: ChangeIntent, ids: number[], dirty: boolean): void {
+    if (this.admittedCount >= admissionsMax) this.dropOldestAdmissions();
+    this.admittedCount++;
     const key = admissionKey(change);
     const list = this.admitted.get(key) ?? [];
     list.push({ ids, dirty, expires: this.options.clock.now() + this.leaseMs() });
@@ -368,8 +374,20 @@ export class PrimaryReplicator implements ChangeHooks {
     const key = admissionKey(change);
     const list = this.admitted.get(key);
     const first = list?.shift();
+    if (first !== undefined) this.admittedCount--;
     if (list !== undefined && list.length === 0) this.admitted.delete(key);
     return first;
+  }
+
+  /** Bounded like every queue: past the cap, the oldest admissions stop
+   * pinning (as if their lease ended; a late commit re-checks coverage). */
+  private dropOldestAdmissions(): void {
+    for (const [key, list] of this.admitted) {
+      if (this.admittedCount < admissionsMax * 0.9) return;
+      for (const a of list) this.unpin(a.ids);
+      this.admittedCount -= list.length;
+      this.admitted.delete(key);
+    }
   }
 
   /** Writes that failed after admit never call committed: their pins end
@@ -381,6 +399,7 @@ export class PrimaryReplicator implements ChangeHooks {
     for (const [key, list] of this.admitted) {
       const live = list.filter((a) => a.expires > now);
       for (const a of list) if (a.expires <= now) this.unpin(a.ids);
+      this.admittedCount -= list.length - live.length;
       if (live.length === 0) this.admitted.delete(key);
       else this.admitted.set(key, live);
     }
