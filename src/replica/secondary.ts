@@ -150,13 +150,14 @@ export class SecondaryService {
     });
   }
 
-  /** The tombstone at `seq` keeps a late copy from resurrecting the key. */
+  /** The tombstone at `seq` keeps a late copy from resurrecting the key.
+   * No bucket-floor check: a delete older than the bucket's recreation
+   * still removes a version older than itself that S kept from the bucket's
+   * previous life (S may never have seen the bucket deleted), and it can
+   * never bring anything back. */
   async deleteObject(copy: DeleteCopy): Promise<boolean> {
     this.checkEpoch(copy.epoch);
-    return this.lock.shared(async () => {
-      if (copy.seq < this.options.durable.bucketFloor(copy.bucket)) return false;
-      return this.options.store.applyReplicaDelete(copy.bucket, copy.key, copy.seq);
-    });
+    return this.lock.shared(() => this.options.store.applyReplicaDelete(copy.bucket, copy.key, copy.seq));
   }
 
   async putBucket(copy: BucketCopy): Promise<void> {

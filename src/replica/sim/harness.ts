@@ -111,6 +111,7 @@ export class Simulation {
     const service = new SecondaryService({ durable: this.durS, store: this.storeS, clock: this.clock, primaryUrl: 'http://p' });
     this.storeS.setHooks(service.hooks());
     await service.start();
+    if (process.env.SIM_TRACE) this.traceSecondary(service);
     this.secondary = service;
   }
 
@@ -149,6 +150,26 @@ export class Simulation {
 
   private trace(message: string, fields?: unknown): void {
     if (process.env.SIM_TRACE) console.log(`[${this.clock.now() - 1_700_000_000_000}] ${message} ${fields === undefined ? '' : JSON.stringify(fields)}`);
+  }
+
+  /** With SIM_TRACE, what the secondary applies. */
+  private traceSecondary(service: SecondaryService): void {
+    const wrap = <A extends unknown[], R>(name: string, fn: (...args: A) => Promise<R>, describe: (...args: A) => unknown) =>
+      (...args: A): Promise<R> =>
+        fn.apply(service, args).then(
+          (result) => {
+            this.trace(`S ${name}`, { what: describe(...args), result });
+            return result;
+          },
+          (err: unknown) => {
+            this.trace(`S ${name} failed`, { what: describe(...args), err: String(err) });
+            throw err;
+          },
+        );
+    service.putObject = wrap('putObject', service.putObject, (c) => [c.meta.bucket, c.meta.key, c.meta.seq]);
+    service.deleteObject = wrap('deleteObject', service.deleteObject, (c) => [c.bucket, c.key, c.seq]);
+    service.putBucket = wrap('putBucket', service.putBucket, (c) => [c.bucket, c.exists, c.seq]);
+    service.applyRecord = wrap('applyRecord', service.applyRecord, (m) => ({ session: m.session, msgId: m.msgId, add: m.add.map((e) => e.name), remove: m.remove }));
   }
 
   private keysUnder(bucket: string, prefix: string): number {
