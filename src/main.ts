@@ -5,10 +5,11 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { defaultPredictorConfig, parsePredictorNames } from './predict/predictions.ts';
-import { adminCall, type AdminEndpoint } from './cli/admin-client.ts';
+import { adminCall } from './cli/admin-client.ts';
+import { addAdminOptions, adminEndpoint, defaultListen, fail, type AdminFlags } from './cli/admin-options.ts';
+import { addFailoverCommands } from './cli/failover-commands.ts';
 import { startSite, type RunningSite, type SiteConfig } from './cli/site.ts';
 
-const defaultListen = '127.0.0.1:9000';
 
 function parseListen(value: string): { host: string; port: number } {
   const at = value.lastIndexOf(':');
@@ -41,22 +42,25 @@ interface ServeFlags {
   predictors?: string;
   tlsCert?: string;
   tlsKey?: string;
+  promote?: boolean;
+  rejoinFrom?: string;
+  forcePrimary?: boolean;
 }
 
 function replicationConfig(flags: ServeFlags): SiteConfig['replication'] {
   if (flags.role === 'single') return undefined;
   const secret = flags.replicationSecret ?? process.env.LOOKAHEAD_REPLICATION_SECRET;
-  if (flags.role === 'primary' && !flags.secondary) fail('--role primary needs --secondary URL');
+  if (flags.role === 'primary' && !flags.secondary && !flags.rejoinFrom) fail('--role primary needs --secondary URL');
   const plainS3 = flags.secondary?.startsWith('s3://') ?? false;
   if (!secret && !plainS3) fail(`--role ${flags.role} needs --replication-secret (or LOOKAHEAD_REPLICATION_SECRET)`);
   return {
     ...(secret ? { secret } : {}),
     onSecondaryDown: flags.onSecondaryDown ?? 'degraded',
-    predictors: flags.predictors
+    predictors: flags.predictors !== undefined
       ? { ...defaultPredictorConfig, enabled: parsePredictorNames(flags.predictors) }
       : defaultPredictorConfig,
     ...(flags.secondary ? { secondaryUrl: flags.secondary } : {}),
-    ...(flags.primaryUrl ? { primaryUrl: flags.primaryUrl } : {}),
+    ...(flags.primaryUrl ?? flags.rejoinFrom ? { primaryUrl: flags.primaryUrl ?? flags.rejoinFrom } : {}),
     ...(flags.recordEntriesMax ? { recordEntriesMax: flags.recordEntriesMax } : {}),
   };
 }
@@ -82,6 +86,19 @@ function siteConfig(flags: ServeFlags): SiteConfig {
     ...(flags.baseDomain ? { baseDomain: flags.baseDomain } : {}),
     ...(flags.keysFile ? { keysFile: resolve(flags.keysFile) } : {}),
     ...tlsConfig(flags),
+    ...failoverFlags(flags),
+  };
+}
+
+function failoverFlags(flags: ServeFlags): Pick<SiteConfig, 'failover'> {
+  if (flags.promote && flags.role !== 'secondary') fail('--promote goes with --role secondary');
+  if (!flags.promote && !flags.rejoinFrom && !flags.forcePrimary) return {};
+  return {
+    failover: {
+      ...(flags.promote ? { promote: true } : {}),
+      ...(flags.rejoinFrom ? { rejoinFrom: flags.rejoinFrom } : {}),
+      ...(flags.forcePrimary ? { forcePrimary: true } : {}),
+    },
   };
 }
 
@@ -152,7 +169,10 @@ export function buildProgram(): Command {
       .option('--record-entries-max <n>', 'primary: the record size limit (misses wait for room past it)', positiveInt)
       .option('--predictors <list>', `primary: predictors on (default ${defaultPredictorConfig.enabled.join(',')})`)
       .option('--tls-cert <file>', 'serve clients over HTTPS with this PEM certificate (chain); needs --tls-key')
-      .option('--tls-key <file>', 'PEM private key for --tls-cert'),
+      .option('--tls-key <file>', 'PEM private key for --tls-cert')
+      .option('--promote', 'secondary: take over as primary at start (as `lookahead promote`)')
+      .option('--rejoin-from <url>', 'become the secondary of this primary at start (failback after a failover)')
+      .option('--force-primary', 'primary: accept writes after a restart even if the secondary does not answer (risks a split brain if it was promoted)'),
   ).action(async (flags: ServeFlags) => {
     const site = await startSite(siteConfig(flags));
     printSite(site, flags.role);
@@ -179,6 +199,7 @@ export function buildProgram(): Command {
       console.log(flags.json ? JSON.stringify(res.json, null, 2) : formatStatus(res.json));
     });
 
+  addFailoverCommands(program);
   return program;
 }
 
@@ -211,44 +232,6 @@ async function startPair(dataDir: string, logLevel: string): Promise<RunningSite
   console.log(`lookahead listening on ${secondary.endpoint} (secondary, same keys; replicas of the primary)`);
   console.log(`  status: npx lookahead status --endpoint ${primary.endpoint} --data ${join(dataDir, 'secondary')}`);
   return [primary, secondary];
-}
-
-interface AdminFlags {
-  endpoint: string;
-  data?: string;
-  accessKey?: string;
-  secretKey?: string;
-}
-
-function addAdminOptions(cmd: Command): Command {
-  return cmd
-    .option('--endpoint <url>', 'the site to ask', `http://${defaultListen}`)
-    .option('--data <dir>', "read the admin key from this site's data dir (credentials.json)")
-    .option('--access-key <id>', 'admin access key (default: LOOKAHEAD_ACCESS_KEY)')
-    .option('--secret-key <secret>', 'admin secret key (default: LOOKAHEAD_SECRET_KEY)');
-}
-
-function fail(message: string): never {
-  console.error(`lookahead: ${message}`);
-  process.exit(1);
-}
-
-/** Admin credentials: flags, then the environment, then a data dir's file. */
-async function adminEndpoint(flags: AdminFlags): Promise<AdminEndpoint> {
-  let accessKeyId = flags.accessKey ?? process.env.LOOKAHEAD_ACCESS_KEY;
-  let secretAccessKey = flags.secretKey ?? process.env.LOOKAHEAD_SECRET_KEY;
-  if ((!accessKeyId || !secretAccessKey) && flags.data) {
-    const stored = JSON.parse(await readFile(join(resolve(flags.data), 'credentials.json'), 'utf8')) as {
-      accessKeyId: string;
-      secretAccessKey: string;
-    };
-    accessKeyId = stored.accessKeyId;
-    secretAccessKey = stored.secretAccessKey;
-  }
-  if (!accessKeyId || !secretAccessKey) {
-    fail('admin credentials needed: --access-key/--secret-key, LOOKAHEAD_ACCESS_KEY/LOOKAHEAD_SECRET_KEY, or --data DIR');
-  }
-  return { url: flags.endpoint, accessKeyId, secretAccessKey };
 }
 
 function formatStatus(json: unknown): string {

@@ -5,23 +5,15 @@ import { chmod, mkdir, readFile } from 'node:fs/promises';
 import type Router from '@koa/router';
 import pino, { type Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
-import { noReplication, type ChangeHooks } from '../core/changes.ts';
 import { systemClock, systemRandom } from '../core/clock.ts';
 import { createAdminRouter } from '../gateway/admin.ts';
-import { recordViewOfNames, type RecordProvider } from '../gateway/ui/record-view.ts';
 import { WriteStats } from '../gateway/ui/write-stats.ts';
 import { loadCredentials, type KeyPair } from '../gateway/credentials.ts';
 import { createGateway, type Gateway } from '../gateway/server.ts';
 import { DiskObjectStore, openMetaDb } from '../objects/store.ts';
-import type { ObjectStore } from '../objects/types.ts';
-import { createS3Target } from '../replica/s3/target.ts';
 import { defaultPredictorConfig, type PredictorConfig } from '../predict/predictions.ts';
-import {
-  createPrimaryReplication,
-  createSecondaryReplication,
-  type OnSecondaryDown,
-  type ReplicaTarget,
-} from '../replica/index.ts';
+import type { OnSecondaryDown, ReplicaTarget } from '../replica/index.ts';
+import { SiteRoles } from './roles.ts';
 
 export type Role = 'single' | 'primary' | 'secondary';
 
@@ -57,6 +49,18 @@ export interface SiteConfig {
   replication?: ReplicationConfig;
   /** Serve clients over HTTPS (PEM files); plain HTTP otherwise. */
   tls?: { certFile: string; keyFile: string };
+  /** Failover at start (issue 4). */
+  failover?: FailoverFlags;
+}
+
+export interface FailoverFlags {
+  /** Secondary: promote at start (as `lookahead promote`). */
+  promote?: boolean;
+  /** Become the secondary of this primary at start (failback). */
+  rejoinFrom?: string;
+  /** Primary: accept writes after a restart even if the secondary does not
+   * answer (it may have been promoted: risk of split brain). */
+  forcePrimary?: boolean;
 }
 
 export interface RunningSite {
@@ -65,79 +69,9 @@ export interface RunningSite {
   port: number;
   credentials: KeyPair;
   credentialsGenerated: boolean;
+  /** The role machine (promote, rejoin, resync progress). */
+  roles: SiteRoles;
   close(): Promise<void>;
-}
-
-/** What each role adds to a plain gateway. */
-interface RoleParts {
-  hooks: ChangeHooks;
-  routers: Router[];
-  start(store: ObjectStore): Promise<void>;
-  stop(): Promise<void>;
-  status(): Record<string, unknown>;
-  /** The at-risk list for the console (GET /_lookahead/record). */
-  record?: RecordProvider;
-}
-
-function replicationOf(config: SiteConfig): ReplicationConfig {
-  if (!config.replication) throw new Error(`role ${config.role} needs replication settings (a replication secret)`);
-  return config.replication;
-}
-
-function roleParts(config: SiteConfig, db: ReturnType<typeof openMetaDb>, registry: Registry, logger: Logger): RoleParts {
-  switch (config.role) {
-    case 'single':
-      return { hooks: noReplication, routers: [], start: async () => {}, stop: async () => {}, status: () => ({}) };
-    case 'primary': {
-      const r = replicationOf(config);
-      const log = (message: string, fields?: Record<string, unknown>) => logger.info(fields ?? {}, message);
-      // A plain S3 secondary keeps R as objects on itself (issue 5); its
-      // credentials come from the AWS SDK's default chain (AWS_* variables).
-      const target = r.target ?? (r.secondaryUrl?.startsWith('s3://') ? createS3Target({ url: r.secondaryUrl, log }) : undefined);
-      const repl = createPrimaryReplication({
-        root: db,
-        ...(target ? { target } : { secondaryUrl: r.secondaryUrl, replicationSecret: r.secret }),
-        clock: systemClock,
-        random: systemRandom,
-        config: {
-          site: `${config.host}:${config.port}`,
-          onSecondaryDown: r.onSecondaryDown,
-          ...(r.recordEntriesMax ? { recordEntriesMax: r.recordEntriesMax } : {}),
-        },
-        predictors: r.predictors,
-        registry,
-        log,
-      });
-      return {
-        hooks: repl.hooks,
-        routers: [],
-        start: (store) => repl.start(store),
-        stop: () => repl.stop(),
-        status: () => ({ replication: repl.status() }),
-      };
-    }
-    case 'secondary': {
-      const r = replicationOf(config);
-      if (!r.secret) throw new Error('a secondary needs a replication secret');
-      const sec = createSecondaryReplication({
-        root: db,
-        clock: systemClock,
-        replicationSecret: r.secret,
-        ...(r.primaryUrl ? { primaryUrl: r.primaryUrl } : {}),
-      });
-      return {
-        hooks: sec.hooks,
-        routers: [sec.router],
-        start: (store) => sec.start(store),
-        stop: async () => {},
-        status: () => {
-          const s = sec.service();
-          return { replication: { ...s.health(), primary: s.primaryUrl } };
-        },
-        record: (query) => recordViewOfNames(sec.service().recordNames(), query),
-      };
-    }
-  }
 }
 
 export async function startSite(config: SiteConfig): Promise<RunningSite> {
@@ -151,31 +85,36 @@ export async function startSite(config: SiteConfig): Promise<RunningSite> {
   const db = openMetaDb(config.dataDir);
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'lookahead_' });
-  const role = roleParts(config, db, registry, logger);
+  let endpoint = '';
+  const log = (message: string, fields?: Record<string, unknown>) => logger.info(fields ?? {}, message);
+  const roles = new SiteRoles({ config, db, registry, log, endpoint: () => endpoint });
   // Hit/miss counts and PUT latency per second, for status and the console.
+  // The role's hooks sit behind a swappable wrapper: promote, rejoin and
+  // switchover change them in process.
   const writeStats = new WriteStats(systemClock);
-  const hooks = writeStats.wrap(role.hooks);
+  const hooks = writeStats.wrap(roles.hooks);
   const store = await DiskObjectStore.open({ dataDir: config.dataDir, db, defaultRegion: config.region, hooks });
-  await role.start(store);
+  await roles.start(store);
   const creds = await loadCredentials({ dataDir: config.dataDir, env: config.env, keysFile: config.keysFile });
   const startedAt = systemClock.now();
-  let endpoint = '';
   const status = () => ({
     role: config.role,
     endpoint,
     uptimeSeconds: Math.round((systemClock.now() - startedAt) / 1000),
-    ...role.status(),
+    ...roles.status(),
     writes: writeStats.snapshot(),
   });
+  const record = roles.record();
   const extraRouters: Router[] = [
-    ...role.routers,
+    ...roles.routers(),
     createAdminRouter({
       credentials: creds.lookup,
       adminKeys: new Set([creds.primary.accessKeyId]),
       status,
       registry,
       clock: systemClock,
-      ...(role.record ? { record: role.record } : {}),
+      actions: roles.actions(),
+      ...(record ? { record } : {}),
     }),
   ];
   const gateway: Gateway = createGateway({
@@ -198,9 +137,10 @@ export async function startSite(config: SiteConfig): Promise<RunningSite> {
     port,
     credentials: creds.primary,
     credentialsGenerated: creds.generated,
+    roles,
     async close() {
       await gateway.close();
-      await role.stop();
+      await roles.stop();
       await store.close();
       await db.close();
     },

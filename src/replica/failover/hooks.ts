@@ -1,0 +1,60 @@
+// ChangeHooks used around a failover.
+//
+// SwappableHooks: the store holds one ChangeHooks for its life; a site that
+// changes role in process (promote, rejoin, switchover) swaps what is behind
+// it. TrackingHooks: a promoted site with no secondary yet admits every write
+// and adds its key to the durable tracked set inside the commit transaction,
+// so the rejoin copies exactly those back. StartGate: an old primary that
+// restarts while its peer is unreachable refuses writes until the peer
+// answers (it may have been failed over meanwhile).
+
+import type { Admission, ChangeHooks, ChangeIntent, CommittedChange } from '../../core/changes.ts';
+import { NotPrimaryError } from '../../core/errors.ts';
+import { queueKeyOf } from '../primary.ts';
+import type { FailoverState } from './state.ts';
+
+export class SwappableHooks implements ChangeHooks {
+  constructor(private inner: ChangeHooks) {}
+
+  swap(inner: ChangeHooks): void {
+    this.inner = inner;
+  }
+
+  get current(): ChangeHooks {
+    return this.inner;
+  }
+
+  admit(change: ChangeIntent): Promise<Admission> {
+    return this.inner.admit(change);
+  }
+
+  committed(change: CommittedChange): void {
+    this.inner.committed(change);
+  }
+}
+
+/** Every write admitted; its key tracked durably with the commit. */
+export function trackingHooks(state: FailoverState, refuse?: () => Error | undefined): ChangeHooks {
+  return {
+    admit: async (change) => {
+      const err = refuse?.();
+      if (err) throw err;
+      return { hit: false };
+    },
+    committed: (change) => {
+      const name = queueKeyOf(change);
+      if (name !== undefined) state.trackSync(name);
+    },
+  };
+}
+
+/** Refuses writes until `open()` says the site may write. */
+export function startGate(inner: ChangeHooks, open: () => boolean, message: () => string, primary?: () => string | undefined): ChangeHooks {
+  return {
+    admit: async (change) => {
+      if (!open()) throw new NotPrimaryError(message(), primary?.());
+      return inner.admit(change);
+    },
+    committed: (change) => inner.committed(change),
+  };
+}
