@@ -1,0 +1,157 @@
+// Issue 4's other paths with real processes: a primary restarted while its
+// secondary is unreachable starts read-only (unless --force-primary) and
+// opens once the secondary answers; the secondary-down modes (degraded keeps
+// serving and resyncs, refuse answers 503); a rejoin whose new primary is
+// SIGKILLed mid-resync resumes after the restart and ends clean.
+
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CreateBucketCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ChaosProxy, prng } from '../hardening/chaos-proxy.ts';
+import { cli, client, kill, serve, sleep, status, type Proc } from './procs.ts';
+
+let dir: string;
+const procs: Proc[] = [];
+const proxies: ChaosProxy[] = [];
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'lookahead-failover-paths-'));
+});
+
+afterAll(async () => {
+  await Promise.all(procs.map((p) => kill(p)));
+  await Promise.all(proxies.map((p) => p.close()));
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+const portOf = (url: string) => Number(new URL(url).port);
+
+async function start(args: string[]): Promise<Proc> {
+  const p = await serve(args);
+  procs.push(p);
+  return p;
+}
+
+async function proxyTo(url: string): Promise<ChaosProxy> {
+  const proxy = new ChaosProxy(portOf(url), prng(5));
+  await proxy.listen();
+  proxies.push(proxy);
+  return proxy;
+}
+
+async function put(url: string, bucket: string, key: string, body = key): Promise<string | undefined> {
+  return client(url)
+    .send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }))
+    .then(
+      () => undefined,
+      (err: Error) => err.name,
+    );
+}
+
+async function until<T>(what: string, fn: () => Promise<T | undefined>, maxMs = 30_000): Promise<T> {
+  const end = Date.now() + maxMs;
+  for (let i = 0; Date.now() < end; i++) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    await sleep(200);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+/** A primary/secondary pair, the primary reaching the secondary through a proxy. */
+async function pair(name: string, extra: string[] = []) {
+  const s = await start(['--role', 'secondary', '--data', join(dir, `${name}-s`)]);
+  const proxy = await proxyTo(s.url);
+  const pArgs = ['--role', 'primary', '--data', join(dir, `${name}-p`), '--secondary', `http://127.0.0.1:${proxy.port}`, ...extra];
+  const p = await start(pArgs);
+  await client(p.url).send(new CreateBucketCommand({ Bucket: `${name}-b` }));
+  return { s, p, proxy, pArgs, bucket: `${name}-b` };
+}
+
+describe('failover paths', () => {
+  it('a primary restarted while its secondary is unreachable is read-only until the secondary answers', { timeout: 60_000 }, async () => {
+    const { p, proxy, pArgs, bucket } = await pair('gate');
+    expect(await put(p.url, bucket, 'before')).toBeUndefined();
+    await kill(p, 'SIGKILL');
+    proxy.partition();
+    const p2 = await start(pArgs);
+    expect(await put(p2.url, bucket, 'while-down')).toBe('MethodNotAllowed');
+    expect((await status(p2.url)).readOnly).toBeDefined();
+    proxy.heal();
+    await until('the gate to open', async () => ((await put(p2.url, bucket, 'after')) === undefined ? true : undefined));
+    await kill(p2, 'SIGKILL');
+    // --force-primary: writable at once (the operator's call).
+    proxy.partition();
+    const p3 = await start([...pArgs, '--force-primary']);
+    expect(await put(p3.url, bucket, 'forced')).toBeUndefined();
+    expect((await status(p3.url)).replication.peer).toBe('degraded');
+  });
+
+  it('degraded mode keeps serving while the secondary is down and resyncs when it returns', { timeout: 60_000 }, async () => {
+    const { s, p, proxy, bucket } = await pair('degr', ['--predictors', '']);
+    expect(await put(p.url, bucket, 'warm')).toBeUndefined();
+    proxy.partition();
+    for (let i = 0; i < 20; i++) expect(await put(p.url, bucket, `down/${i}`)).toBeUndefined();
+    const st = await status(p.url);
+    expect(st.replication.peer).toBe('degraded');
+    expect(st.replication.dirtyCount).toBeGreaterThan(0);
+    proxy.heal();
+    await until('the dirty set to resync', async () => {
+      const now = await status(p.url);
+      return now.replication.dirtyCount === 0 && now.replication.queueDepth === 0 ? now : undefined;
+    });
+    const v = await cli(['verify', '--primary', p.url, '--secondary', s.url, '--json']);
+    expect(JSON.parse(v.stdout).differences).toEqual([]);
+    expect(v.code).toBe(0);
+  });
+
+  it('refuse mode answers 503 to writes that miss while the secondary is down', { timeout: 60_000 }, async () => {
+    const { p, proxy, bucket } = await pair('refu', ['--on-secondary-down', 'refuse', '--predictors', '']);
+    expect(await put(p.url, bucket, 'warm')).toBeUndefined();
+    proxy.partition();
+    expect(await put(p.url, bucket, 'missing/while-down')).toBe('ServiceUnavailable');
+    expect((await status(p.url)).replication.peer).toBe('unreachable');
+    proxy.heal();
+    await until('writes to work again', async () => ((await put(p.url, bucket, 'missing/after')) === undefined ? true : undefined));
+  });
+
+  it('a rejoin interrupted by a SIGKILL of the new primary resumes after its restart', { timeout: 90_000 }, async () => {
+    const { s, p, bucket } = await pair('intr', ['--predictors', '']);
+    expect(await put(p.url, bucket, 'seed')).toBeUndefined();
+    await until('the bucket to reach the secondary', async () => ((await status(p.url)).replication.queueDepth === 0 ? true : undefined));
+    await kill(p, 'SIGKILL');
+    const promoted = await cli(['promote', '--endpoint', s.url, '--json']);
+    expect(promoted.code, promoted.stderr).toBe(0);
+    // Enough keys written since promotion that the resync takes a while
+    // over a slow link.
+    const sc = client(s.url);
+    for (let i = 0; i < 300; i++) await sc.send(new PutObjectCommand({ Bucket: bucket, Key: `after/${i}`, Body: `v${i}` }));
+    const old = await start(['--role', 'secondary', '--data', join(dir, 'intr-p'), '--rejoin-from', s.url]);
+    const slow = await proxyTo(old.url);
+    slow.settings = { delayMsMax: 30, resetChance: 0, stallChance: 0, stallMs: 0 };
+    const oldViaProxy = `http://127.0.0.1:${slow.port}`;
+    const rejoin = await cli(['rejoin', '--endpoint', oldViaProxy, '--primary', s.url, '--no-wait', '--json']);
+    expect(rejoin.code, rejoin.stderr).toBe(0);
+    await until('the resync to be under way', async () => {
+      const r = (await status(s.url)).resync as { done: number; total: number } | undefined;
+      return r && r.done > 20 ? r : undefined;
+    });
+    await kill(s, 'SIGKILL');
+    // The promoted site comes back as primary (its role is durable) and resumes.
+    const s2 = await start(['--role', 'secondary', '--data', join(dir, 'intr-s')]);
+    const resumed = (await status(s2.url)).resync as { phase: string; done: number; total: number };
+    expect(resumed.phase).not.toBe('idle');
+    expect((await status(s2.url)).role).toBe('primary');
+    const final = await until('the resync to finish', async () => {
+      const r = (await status(s2.url)).resync as { phase: string; done: number; total: number };
+      return r.phase === 'done' ? r : undefined;
+    }, 60_000);
+    expect(final.done).toBe(final.total);
+    expect(final.total).toBe(resumed.total);
+    await until('the queue to drain', async () => ((await status(s2.url)).replication?.queueDepth === 0 ? true : undefined));
+    const v = await cli(['verify', '--primary', s2.url, '--secondary', old.url, '--json']);
+    expect(JSON.parse(v.stdout).differences).toEqual([]);
+  });
+});
