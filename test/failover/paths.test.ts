@@ -154,4 +154,46 @@ describe('failover paths', () => {
     const v = await cli(['verify', '--primary', s2.url, '--secondary', old.url, '--json']);
     expect(JSON.parse(v.stdout).differences).toEqual([]);
   });
+
+  it('a running primary that learns of a higher epoch refuses writes at once, naming the new primary', { timeout: 60_000 }, async () => {
+    const { s, p, proxy, bucket } = await pair('split', ['--predictors', '']);
+    expect(await put(p.url, bucket, 'one')).toBeUndefined();
+    // A partition: the operator promotes the secondary while the primary runs.
+    proxy.partition();
+    const promoted = await cli(['promote', '--endpoint', s.url, '--json']);
+    expect(promoted.code, promoted.stderr).toBe(0);
+    proxy.heal();
+    // The primary's next record message or probe meets epoch 2: fenced.
+    const err = await until('the old primary to be fenced', async () => {
+      const name = await put(p.url, bucket, `k${Date.now()}`);
+      return name === 'MethodNotAllowed' ? name : undefined;
+    });
+    expect(err).toBe('MethodNotAllowed');
+    const st = await status(p.url);
+    expect(st.role).toBe('fenced');
+    const refused = await client(p.url)
+      .send(new PutObjectCommand({ Bucket: bucket, Key: 'named', Body: 'x' }))
+      .then(() => undefined, (e: Error & { Primary?: string; message: string }) => e);
+    expect(refused?.Primary ?? refused?.message).toContain(s.url);
+  });
+
+  it('switchover swaps the roles with nothing lost', { timeout: 60_000 }, async () => {
+    const { s, p, bucket } = await pair('swap');
+    for (let i = 0; i < 40; i++) expect(await put(p.url, bucket, `pre/${i}`)).toBeUndefined();
+    // The old primary must be reachable by the new one directly.
+    const r = await cli(['switchover', '--endpoint', p.url, '--secondary', s.url, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as { promoted: { epoch: number }; resync: { phase: string } };
+    expect(out.promoted.epoch).toBe(2);
+    expect(out.resync.phase).toBe('done');
+    expect((await status(s.url)).role).toBe('primary');
+    expect((await status(p.url)).role).toBe('secondary');
+    expect(await put(p.url, bucket, 'to-old')).toBe('MethodNotAllowed');
+    for (let i = 0; i < 10; i++) expect(await put(s.url, bucket, `post/${i}`)).toBeUndefined();
+    await until('the new primary to drain', async () => ((await status(s.url)).replication?.queueDepth === 0 ? true : undefined));
+    const v = await cli(['verify', '--primary', s.url, '--secondary', p.url, '--bodies', '--json']);
+    const result = JSON.parse(v.stdout) as { differences: unknown[]; keysPrimary: number };
+    expect(result.differences).toEqual([]);
+    expect(result.keysPrimary).toBe(50);
+  });
 });
