@@ -45,6 +45,7 @@ interface ServeFlags {
   promote?: boolean;
   rejoinFrom?: string;
   forcePrimary?: boolean;
+  verifyReads?: 'full' | 'size';
 }
 
 function replicationConfig(flags: ServeFlags): SiteConfig['replication'] {
@@ -87,6 +88,7 @@ function siteConfig(flags: ServeFlags): SiteConfig {
     ...(flags.keysFile ? { keysFile: resolve(flags.keysFile) } : {}),
     ...tlsConfig(flags),
     ...failoverFlags(flags),
+    ...(flags.verifyReads ? { verifyReads: flags.verifyReads } : {}),
   };
 }
 
@@ -170,6 +172,11 @@ export function buildProgram(): Command {
       .option('--predictors <list>', `primary: predictors on (default ${defaultPredictorConfig.enabled.join(',')})`)
       .option('--tls-cert <file>', 'serve clients over HTTPS with this PEM certificate (chain); needs --tls-key')
       .option('--tls-key <file>', 'PEM private key for --tls-cert')
+      .addOption(
+        new Option('--verify-reads <what>', 'GETs check whole stored bodies against their ETag MD5 (full) or their length only (size: faster large GETs)')
+          .choices(['full', 'size'])
+          .default('full'),
+      )
       .option('--promote', 'secondary: take over as primary at start (as `lookahead promote`)')
       .option('--rejoin-from <url>', 'become the secondary of this primary at start (failback after a failover)')
       .option('--force-primary', 'primary: accept writes after a restart even if the secondary does not answer (risks a split brain if it was promoted)'),

@@ -51,6 +51,8 @@ export interface SiteConfig {
   tls?: { certFile: string; keyFile: string };
   /** Failover at start (issue 4). */
   failover?: FailoverFlags;
+  /** What GETs check of stored bodies (gateway/verify-read.ts); default 'full'. */
+  verifyReads?: 'full' | 'size';
 }
 
 export interface FailoverFlags {
@@ -126,6 +128,7 @@ export async function startSite(config: SiteConfig): Promise<RunningSite> {
     extraRouters,
     registry,
     ...(config.baseDomain ? { baseDomain: config.baseDomain } : {}),
+    ...(config.verifyReads ? { verifyReads: config.verifyReads } : {}),
     ...(config.tls ? { tls: { cert: await readFile(config.tls.certFile), key: await readFile(config.tls.keyFile) } } : {}),
   });
   const { port } = await gateway.listen(config.host, config.port);

@@ -34,6 +34,7 @@ import { GatewayMetrics } from './metrics.ts';
 import type { HandlerDeps } from './handlers/context.ts';
 import { writeReply } from './reply.ts';
 import { XmlCodec } from './xml.ts';
+import type { ReadVerification } from './verify-read.ts';
 
 export interface GatewayOptions {
   store: ObjectStore;
@@ -53,6 +54,8 @@ export interface GatewayOptions {
   registry?: Registry;
   /** Serve HTTPS with this certificate chain and key (PEM) instead of HTTP. */
   tls?: { cert: string | Buffer; key: string | Buffer };
+  /** What GETs check of stored bodies (verify-read.ts); default 'full'. */
+  verifyReads?: ReadVerification;
 }
 
 export interface Gateway {
@@ -132,7 +135,7 @@ class GatewayServer implements Gateway {
   constructor(private readonly options: GatewayOptions) {
     this.anonymous = new Set(options.anonymousReadBuckets ?? []);
     this.clock = options.clock ?? systemClock;
-    this.deps = { store: options.store, region: options.region, xml: this.xml };
+    this.deps = { store: options.store, region: options.region, xml: this.xml, ...(options.verifyReads ? { verifyReads: options.verifyReads } : {}) };
     if (options.registry) this.metrics = new GatewayMetrics(options.registry);
     this.app.proxy = false;
     // Koa reports errors of finished responses here (mostly clients that hung

@@ -14,11 +14,14 @@ import { storedContentEncoding } from '../body.ts';
 import type { QueryParams } from '../endpoint.ts';
 import type { ReplyHeaders } from '../reply.ts';
 import { httpDate, quoteEtag, type XmlCodec } from '../xml.ts';
+import type { ReadVerification } from '../verify-read.ts';
 
 export interface HandlerDeps {
   store: ObjectStore;
   region: string;
   xml: XmlCodec;
+  /** What GETs check of a stored body (verify-read.ts); 'full' when absent. */
+  verifyReads?: ReadVerification;
 }
 
 export interface RequestState {

@@ -143,7 +143,7 @@ export async function getObject(op: ObjectRef, rq: RequestState, deps: HandlerDe
       await reader.close();
       return { status: sel.status, headers, body: Buffer.alloc(0) };
     }
-    return { status: sel.status, headers, body: verifiedBody(meta, sel.range, reader.stream(sel.range)) };
+    return { status: sel.status, headers, body: verifiedBody(meta, sel.range, reader.stream(sel.range), deps.verifyReads) };
   } catch (err) {
     await reader.close();
     throw err;
