@@ -142,26 +142,34 @@ export class ResyncRunner {
     this.meta = { ...this.meta, total: this.meta.total + fresh.length, expanded: (this.meta.expanded ?? 0) + fresh.length };
   }
 
-  /** Both sides listed under the prefix: every key on either side. */
+  /** Both sides listed under the prefix; every key that is on one side
+   * only, or whose version differs, becomes a key item. A key equal on both
+   * sides needs nothing: a later write here is queued (or tracked). */
   private async prefix(bucket: string, prefix: string): Promise<void> {
-    const keys = new Set<string>();
+    const there = new Map<string, string>();
     let after: string | undefined;
     for (let page = 0; page < groupPagesMax; page++) {
       const res = await this.options.peer.list(bucket, prefix, after);
-      for (const o of res.objects) keys.add(o.key);
+      for (const o of res.objects) there.set(o.key, versionOf(o));
       this.meta.examined += res.objects.length;
       if (!res.truncated || res.objects.length === 0) break;
       after = res.objects[res.objects.length - 1]?.key;
     }
+    const differing = new Set<string>();
+    const here = new Set<string>();
     after = undefined;
     for (let page = 0; page < groupPagesMax; page++) {
       const res: ListResult = await this.options.store.list({ bucket, prefix, maxKeys: 1000, ...(after ? { after } : {}) }).catch(noBucket);
-      for (const o of res.objects) keys.add(o.key);
+      for (const o of res.objects) {
+        here.add(o.key);
+        if (there.get(o.key) !== versionOf(o)) differing.add(o.key);
+      }
       this.meta.examined += res.objects.length;
       if (!res.isTruncated || res.objects.length === 0) break;
       after = res.nextAfter ?? res.objects[res.objects.length - 1]?.key;
     }
-    await this.expand([...keys].map((key) => locationName({ kind: 'key', bucket, key })));
+    for (const key of there.keys()) if (!here.has(key)) differing.add(key);
+    await this.expand([...differing].map((key) => locationName({ kind: 'key', bucket, key })));
   }
 
   private async bucket(bucket: string): Promise<void> {
@@ -216,6 +224,10 @@ export class ResyncRunner {
     }
     return false;
   }
+}
+
+function versionOf(o: { etag: string; size: number; seq: number }): string {
+  return `${o.seq}/${o.etag}/${o.size}`;
 }
 
 function noBucket(err: unknown): ListResult {
