@@ -11,7 +11,7 @@
 //
 // --only takes comma-separated names or prefixes of: put4k-c1 put4k-c16
 // get4k-c1 ... mixed1m-c16 multipart get64m replication repl-delay
-// repl-workloads.
+// repl-workloads resync.
 
 import { mkdtempSync, rmSync, existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -30,6 +30,7 @@ import {
   type ChildServer,
 } from './servers.ts';
 import { runReplicationSection } from './replication.ts';
+import { runResyncBench } from './resync.ts';
 import { selected, fmt, table, log, type BenchOptions, type Report } from './report.ts';
 
 const bucket = 'bench';
@@ -273,6 +274,8 @@ async function main(): Promise<void> {
       await t.server.stop();
     }
     await runReplicationSection(opts, root, report);
+    // Failover resync (issue 4): record-based against a full compare.
+    if (selected(opts, 'resync')) report.lines.push(await runResyncBench(opts.quick ? [10_000] : [10_000, 100_000], 200), '');
   } catch (err) {
     report.lines.push(`**Bench stopped early:** ${(err as Error).message.split('\n')[0]}`, '');
     throw err;
