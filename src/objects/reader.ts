@@ -12,7 +12,7 @@ import fs, { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { assert } from '../core/assert.ts';
 import { S3Error } from '../core/errors.ts';
-import { readChunkBytes } from '../core/limits.ts';
+import { largeReadChunkBytes, largeReadFromBytes, readChunkBytes } from '../core/limits.ts';
 import type { ObjectMeta, ObjectReader, ReadRange } from './types.ts';
 
 /** Reference counts of blobs in use by readers, and unlinks waiting for them. */
@@ -122,10 +122,11 @@ export class PinnedReader implements ObjectReader {
     const inline = this.inline.get(id);
     if (inline) return [inline.subarray(from, to + 1)];
     const fd = index === 0 ? this.firstFd : undefined;
+    const highWaterMark = to - from + 1 >= largeReadFromBytes ? largeReadChunkBytes : readChunkBytes;
     if (fd !== undefined) {
       this.firstFd = undefined; // the stream owns and closes it now
-      return createReadStream('', { fd, start: from, end: to, autoClose: true, highWaterMark: readChunkBytes });
+      return createReadStream('', { fd, start: from, end: to, autoClose: true, highWaterMark });
     }
-    return createReadStream(this.deps.pathOf(id), { start: from, end: to, highWaterMark: readChunkBytes });
+    return createReadStream(this.deps.pathOf(id), { start: from, end: to, highWaterMark });
   }
 }
