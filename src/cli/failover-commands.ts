@@ -6,7 +6,8 @@
 import { S3Client } from '@aws-sdk/client-s3';
 import type { Command } from 'commander';
 import { parseLocationName } from '../predict/locations.ts';
-import { verifySites, type VerifyResult } from '../replica/failover/verify.ts';
+import { plainS3Lister, verifySites, type VerifyResult } from '../replica/failover/verify.ts';
+import { createS3Target } from '../replica/s3/target.ts';
 import { adminCall, type AdminEndpoint } from './admin-client.ts';
 import { addAdminOptions, adminEndpoint, fail, type AdminFlags } from './admin-options.ts';
 import type { AtRiskReport } from './roles.ts';
@@ -107,6 +108,30 @@ export function formatVerify(result: VerifyResult): string {
 
 type JsonFlag = { json?: boolean };
 
+async function verifyGateways(p: AdminEndpoint, s: AdminEndpoint, bodies: boolean): Promise<VerifyResult> {
+  const record = (await action(s, 'at-risk', { all: true })) as AtRiskReport;
+  return verifySites({ primary: s3ClientFor(p), secondary: s3ClientFor(s), record: record.atRisk.names, bodies });
+}
+
+/** A plain S3 secondary: its record is read where it keeps it (no session
+ * is opened), keys through its bucket mapping; it cannot list the
+ * primary's buckets, so the primary's are compared. */
+async function verifyPlainS3(primary: S3Client, url: string, bodies: boolean): Promise<VerifyResult> {
+  const target = createS3Target({ url });
+  try {
+    const record = await target.readRecord();
+    return await verifySites({
+      primary,
+      secondary: plainS3Lister(target),
+      headSecondary: (bucket, key) => target.headObject(bucket, key),
+      record: record.entries.map((e) => e.name),
+      bodies,
+    });
+  } finally {
+    await target.close();
+  }
+}
+
 export function addFailoverCommands(program: Command): void {
   addAdminOptions(program.command('promote').description('make a secondary the primary (failover): higher epoch, accepts writes, reports the at-risk list'), 'the secondary to promote')
     .option('--planned', 'the old primary was drained first (switchover): nothing is at risk')
@@ -162,7 +187,7 @@ export function addFailoverCommands(program: Command): void {
     .command('verify')
     .description('compare two sites through the S3 API; exit 1 if a difference is not covered by the record')
     .requiredOption('--primary <url>', 'one site')
-    .requiredOption('--secondary <url>', 'the other (its record says what may differ)')
+    .requiredOption('--secondary <url>', 'the other (its record says what may differ): a gateway, or a plain S3 secondary s3://BUCKET[/PREFIX]@ENDPOINT (AWS_* credentials)')
     .option('--bodies', 'also compare a SHA-256 of every body')
     .option('--data <dir>', "read the admin key from a site's data dir (credentials.json)")
     .option('--access-key <id>', 'access key for both sites (default: LOOKAHEAD_ACCESS_KEY)')
@@ -170,9 +195,9 @@ export function addFailoverCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (flags: Omit<AdminFlags, 'endpoint'> & JsonFlag & { primary: string; secondary: string; bodies?: boolean }) => {
       const p = await adminEndpoint({ ...flags, endpoint: flags.primary });
-      const s = await adminEndpoint({ ...flags, endpoint: flags.secondary });
-      const record = (await action(s, 'at-risk', { all: true })) as AtRiskReport;
-      const result = await verifySites({ primary: s3ClientFor(p), secondary: s3ClientFor(s), record: record.atRisk.names, bodies: flags.bodies === true });
+      const result = flags.secondary.startsWith('s3://')
+        ? await verifyPlainS3(s3ClientFor(p), flags.secondary, flags.bodies === true)
+        : await verifyGateways(p, await adminEndpoint({ ...flags, endpoint: flags.secondary }), flags.bodies === true);
       console.log(flags.json ? JSON.stringify(result, null, 2) : formatVerify(result));
       process.exitCode = result.uncovered > 0 ? 1 : 0;
     });

@@ -26,10 +26,10 @@ export interface Proc {
 }
 
 /** `lookahead serve ARGS` on port 0; resolves once it listens. */
-export async function serve(args: string[]): Promise<Proc> {
+export async function serve(args: string[], extraEnv: Record<string, string> = {}): Promise<Proc> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'serve', '--listen', '127.0.0.1:0', '--log-level', process.env.LOOKAHEAD_TEST_LOG ?? 'warn', ...args], {
     cwd: repo,
-    env,
+    env: { ...env, ...extraEnv },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -54,8 +54,8 @@ export async function kill(proc: Proc | undefined, signal: NodeJS.Signals = 'SIG
 }
 
 /** `lookahead ARGS` (a CLI command); resolves with its exit code and output. */
-export function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', ...args], { cwd: repo, env, stdio: ['ignore', 'pipe', 'pipe'] });
+export function cli(args: string[], extraEnv: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', ...args], { cwd: repo, env: { ...env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));

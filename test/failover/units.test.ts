@@ -5,7 +5,7 @@ import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { describeLocation } from '../../src/cli/failover-commands.ts';
 import { PrimaryPeer } from '../../src/replica/failover/primary-peer.ts';
-import { coverageOf } from '../../src/replica/failover/verify.ts';
+import { coverageOf, verifySites, type SiteLister } from '../../src/replica/failover/verify.ts';
 import { FencedError } from '../../src/replica/target.ts';
 
 describe('coverageOf', () => {
@@ -48,5 +48,29 @@ describe('PrimaryPeer', () => {
     const body = Readable.from([Buffer.from('x')]);
     await expect(peer.putObject({ epoch: 4, meta: {} as never }, body)).rejects.toThrow();
     expect(fencedAt).toBe(4);
+  });
+});
+
+describe('verifySites', () => {
+  const site = (objects: Record<string, Record<string, string>>): SiteLister => ({
+    buckets: async () => Object.keys(objects),
+    list: async (bucket) => new Map(Object.entries(objects[bucket] ?? {}).map(([k, etag]) => [k, { etag, size: etag.length }])),
+    bodyHash: async (bucket, key) => objects[bucket]?.[key] ?? '',
+  });
+  it('lists every difference and counts those the record does not cover', async () => {
+    const result = await verifySites({
+      primary: site({ b: { same: 'e1', changed: 'e2', mine: 'e3' }, onlyp: {} }),
+      secondary: site({ b: { same: 'e1', changed: 'eX', theirs: 'e4' } }),
+      record: ['k/b/changed'],
+    });
+    const byKey = Object.fromEntries(result.differences.map((d) => [`${d.bucket}/${d.key}`, [d.kind, d.covered]]));
+    expect(byKey).toEqual({
+      'onlyp/': ['bucket-only-primary', false],
+      'b/changed': ['etag', true],
+      'b/mine': ['only-primary', false],
+      'b/theirs': ['only-secondary', false],
+    });
+    expect(result.uncovered).toBe(3);
+    expect(result.keysPrimary).toBe(3);
   });
 });
