@@ -196,4 +196,21 @@ describe('failover paths', () => {
     expect(result.differences).toEqual([]);
     expect(result.keysPrimary).toBe(50);
   });
+
+  it('serve --promote takes over at start, and the promotion outlives a restart with the old flags', { timeout: 60_000 }, async () => {
+    const data = join(dir, 'flag-s');
+    const s = await start(['--role', 'secondary', '--data', data, '--promote']);
+    const st = await status(s.url);
+    expect(st.role).toBe('primary');
+    expect(st.epoch).toBe(2);
+    await client(s.url).send(new CreateBucketCommand({ Bucket: 'flag-b' }));
+    expect(await put(s.url, 'flag-b', 'k')).toBeUndefined();
+    await kill(s, 'SIGKILL');
+    const again = await start(['--role', 'secondary', '--data', data]);
+    const st2 = await status(again.url);
+    expect(st2.role).toBe('primary');
+    expect(st2.epoch).toBe(2);
+    expect(st2.failover.trackedSincePromotion).toBe(2); // the bucket and the key
+    expect(await put(again.url, 'flag-b', 'k2')).toBeUndefined();
+  });
 });
