@@ -46,6 +46,8 @@ export type Mode = 'single' | 'primary' | 'promoted' | 'secondary';
 export const atRiskNamesMax = 10_000;
 /** How long a switchover waits for the primary's queue to drain. */
 export const switchoverDrainMs = 60_000;
+/** How long a promotion waits for replica requests already being applied. */
+const promoteQuiesceMs = 10_000;
 /** Health probes of a restarted primary's peer, while its writes are closed. */
 const gateProbeMs = 1000;
 /** Pause between resync attempts after a failure (peer down). */
@@ -108,7 +110,7 @@ export class SiteRoles {
     if (this.options.config.role === 'single' || !this.options.config.replication?.secret) return [];
     const secret = this.r.secret as string;
     const service = () => {
-      if (this.mode === 'secondary' && this.sec) return this.sec.service();
+      if (this.mode === 'secondary' && this.sec) return this.counted(this.sec.service());
       // A primary answers "fenced" to an older epoch (PrimaryPeer); the
       // router only calls the methods PrimaryPeer has.
       return this.peerFacade as unknown as SecondaryService;
@@ -124,6 +126,36 @@ export class SiteRoles {
       };
     };
     return [createReplicaRouter(service, secret, systemClock), createFailoverRouter(peer, secret, systemClock)];
+  }
+
+  /** Replica requests being applied by the secondary service: promotion
+   * waits for them, so no copy from the old primary lands after this site
+   * took its first write as primary. */
+  private inflight = 0;
+
+  private counted(service: SecondaryService): SecondaryService {
+    const wrap = <A extends unknown[], R>(fn: (...args: A) => Promise<R>) => async (...args: A): Promise<R> => {
+      this.inflight++;
+      try {
+        return await fn(...args);
+      } finally {
+        this.inflight--;
+      }
+    };
+    const wrapped = {
+      health: () => service.health(),
+      openSession: wrap((from: string, epoch: number) => service.openSession(from, epoch)),
+      applyRecord: wrap((m: Parameters<SecondaryService['applyRecord']>[0]) => service.applyRecord(m)),
+      putObject: wrap((c: Parameters<SecondaryService['putObject']>[0], b: Parameters<SecondaryService['putObject']>[1]) => service.putObject(c, b)),
+      deleteObject: wrap((c: Parameters<SecondaryService['deleteObject']>[0]) => service.deleteObject(c)),
+      putBucket: wrap((c: Parameters<SecondaryService['putBucket']>[0]) => service.putBucket(c)),
+    };
+    // The router calls only these methods.
+    return wrapped as unknown as SecondaryService;
+  }
+
+  private async quiesce(): Promise<void> {
+    for (let i = 0; i < promoteQuiesceMs / 10 && this.inflight > 0; i++) await systemClock.sleep(10);
   }
 
   // ------------------------------------------------------------ start / stop
@@ -255,7 +287,8 @@ export class SiteRoles {
     const role: SiteRoleRecord = { role: 'primary', epoch, promotedAt: systemClock.now(), ...(body.planned ? { planned: true } : {}) };
     await this.state.setRole(role);
     this.epoch = epoch;
-    this.mode = 'promoted';
+    this.mode = 'promoted'; // replica requests from now on are fenced
+    await this.quiesce();
     this.hooks.swap(this.trackingHooks());
     this.options.log('promoted to primary', { epoch, atRisk: this.atRisk.length });
     return this.report();
