@@ -11,7 +11,7 @@
 
 import type Router from '@koa/router';
 import type { RootDatabase } from 'lmdb';
-import type { Registry } from 'prom-client';
+import { Gauge, type Registry } from 'prom-client';
 import { systemClock, systemRandom } from '../core/clock.ts';
 import { copyQueueEntriesMax } from '../core/limits.ts';
 import { NotPrimaryError, S3Error } from '../core/errors.ts';
@@ -96,6 +96,48 @@ export class SiteRoles {
       epoch: () => this.epoch,
       endpoint: () => options.endpoint(),
       onHigherEpoch: (epoch) => void this.selfFence(epoch),
+    });
+    this.bindMetrics(options.registry);
+  }
+
+  /** Role, epoch, at-risk size and resync progress for Prometheus. */
+  private bindMetrics(registry: Registry): void {
+    const self = this;
+    new Gauge({
+      name: 'lookahead_failover_epoch',
+      help: 'Epoch this site holds (raised by each promotion)',
+      registers: [registry],
+      collect() {
+        this.set(self.epoch);
+      },
+    });
+    new Gauge({
+      name: 'lookahead_failover_primary',
+      help: '1 when this site accepts client writes as primary (0: secondary, fenced or read-only)',
+      registers: [registry],
+      collect() {
+        const writable = (self.mode === 'primary' || self.mode === 'promoted') && self.gateOpen && !self.fencedBy && self.repl?.status().role !== 'fenced';
+        this.set(writable ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'lookahead_failover_at_risk_locations',
+      help: 'Locations of the record at promotion not yet settled by a resync',
+      registers: [registry],
+      collect() {
+        this.set(self.atRisk.length);
+      },
+    });
+    new Gauge({
+      name: 'lookahead_resync_items',
+      help: 'Resync work items, by state (done, total)',
+      labelNames: ['state'],
+      registers: [registry],
+      collect() {
+        const r = self.resyncStatus();
+        this.set({ state: 'done' }, r.done);
+        this.set({ state: 'total' }, r.total);
+      },
     });
   }
 

@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { CreateBucketCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChaosProxy, prng } from '../hardening/chaos-proxy.ts';
-import { cli, client, kill, serve, sleep, status, type Proc } from './procs.ts';
+import { adminCall } from '../../src/cli/admin-client.ts';
+import { cli, client, keys, kill, serve, sleep, status, type Proc } from './procs.ts';
 
 let dir: string;
 const procs: Proc[] = [];
@@ -212,5 +213,8 @@ describe('failover paths', () => {
     expect(st2.epoch).toBe(2);
     expect(st2.failover.trackedSincePromotion).toBe(2); // the bucket and the key
     expect(await put(again.url, 'flag-b', 'k2')).toBeUndefined();
+    const metrics = await adminCall({ url: again.url, ...keys }, 'GET', '/_lookahead/metrics');
+    expect(metrics.text).toMatch(/^lookahead_failover_epoch 2$/m);
+    expect(metrics.text).toMatch(/^lookahead_failover_primary 1$/m);
   });
 });
