@@ -217,4 +217,27 @@ describe('failover paths', () => {
     expect(metrics.text).toMatch(/^lookahead_failover_epoch 2$/m);
     expect(metrics.text).toMatch(/^lookahead_failover_primary 1$/m);
   });
+
+  it('writes the old primary made while its secondary was down (outside R) are undone at rejoin, buckets too', { timeout: 60_000 }, async () => {
+    const { s, p, proxy, bucket } = await pair('ghost', ['--predictors', '']);
+    expect(await put(p.url, bucket, 'warm', 'v1')).toBeUndefined();
+    await until('the pair to be in sync', async () => ((await status(p.url)).replication.queueDepth === 0 ? true : undefined));
+    proxy.partition();
+    await client(p.url).send(new CreateBucketCommand({ Bucket: 'ghost-only' }));
+    for (let i = 0; i < 3; i++) expect(await put(p.url, 'ghost-only', `g${i}`)).toBeUndefined();
+    expect(await put(p.url, bucket, 'warm', 'v2')).toBeUndefined();
+    expect((await status(p.url)).replication.dirtyCount).toBeGreaterThan(0);
+    await kill(p, 'SIGKILL');
+    const promoted = JSON.parse((await cli(['promote', '--endpoint', s.url, '--json'])).stdout) as { atRisk: { names: string[] } };
+    expect(promoted.atRisk.names.some((n) => n.includes('ghost-only'))).toBe(false); // degraded writes are outside R
+    const old = await start(['--role', 'secondary', '--data', join(dir, 'ghost-p'), '--rejoin-from', s.url]);
+    const r = await cli(['rejoin', '--endpoint', old.url, '--primary', s.url, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const resync = (JSON.parse(r.stdout) as { resync: { phase: string; planned: { peerUnsynced: number } } }).resync;
+    expect(resync.phase).toBe('done');
+    expect(resync.planned.peerUnsynced).toBeGreaterThanOrEqual(4);
+    const v = await cli(['verify', '--primary', s.url, '--secondary', old.url, '--bodies', '--json']);
+    expect(JSON.parse(v.stdout).differences).toEqual([]);
+    expect(v.code).toBe(0);
+  });
 });
