@@ -489,14 +489,23 @@ export class SiteRoles {
     this.repl = undefined;
     this.resync?.stop();
     await repl?.stop();
-    await this.state.setUnsynced(unsyncedOf(this.options.db));
+    // What may differ between this site and any other, handed to the next
+    // primary's resync: its unconfirmed writes as a primary (Q, dirty), its
+    // writes since a promotion (tracked) and the record it held as a
+    // secondary (R).
+    const tracked = [...scanAll((after) => this.state.trackedScan(after, 1000))];
+    await this.state.setUnsynced([...new Set([...unsyncedOf(this.options.db), ...tracked, ...(await recordNamesOf(this.options.db))])]);
+    // An epoch this site saw (its own, or the one it was fenced by): a
+    // later promotion of this site must go above it.
+    const pm = new LmdbPrimaryDurable(this.options.db).meta();
+    const epoch = Math.max(this.epoch, pm.epoch, pm.fencedBy?.epoch ?? 0, this.fencedBy?.epoch ?? 0, this.state.role()?.epoch ?? 0);
     // This site's R, Q and R' describe the old arrangement: the new primary
     // resyncs what may differ and rebuilds R from nothing.
     await clearReplicaSide(this.options.db, 's');
     await clearReplicaSide(this.options.db, 'p');
     await this.state.clearTracked();
     await this.state.setResyncMeta({ ...idleResync });
-    await this.state.setRole({ role: 'secondary', epoch: this.epoch, primary });
+    await this.state.setRole({ role: 'secondary', epoch, primary });
     this.atRisk = [];
     this.fencedBy = undefined;
     await this.startSecondary(primary);
