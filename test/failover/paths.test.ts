@@ -196,6 +196,15 @@ describe('failover paths', () => {
     const result = JSON.parse(v.stdout) as { differences: unknown[]; keysPrimary: number };
     expect(result.differences).toEqual([]);
     expect(result.keysPrimary).toBe(50);
+    // And back: the epoch keeps rising, nothing is lost either way.
+    const back = await cli(['switchover', '--endpoint', s.url, '--secondary', p.url, '--json']);
+    expect(back.code, back.stderr).toBe(0);
+    expect((JSON.parse(back.stdout) as { promoted: { epoch: number } }).promoted.epoch).toBe(3);
+    expect(await put(p.url, bucket, 'back')).toBeUndefined();
+    expect(await put(s.url, bucket, 'nope')).toBe('MethodNotAllowed');
+    await until('the primary to drain', async () => ((await status(p.url)).replication?.queueDepth === 0 ? true : undefined));
+    const v2 = await cli(['verify', '--primary', p.url, '--secondary', s.url, '--json']);
+    expect(JSON.parse(v2.stdout).differences).toEqual([]);
   });
 
   it('serve --promote takes over at start, and the promotion outlives a restart with the old flags', { timeout: 60_000 }, async () => {
