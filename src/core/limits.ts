@@ -97,6 +97,15 @@ export const admissionLeaseMs = 60 * 60 * 1000;
 export const replicaAuthSkewMs = 5 * 60 * 1000;
 /** JSON bodies of inter-site requests (record messages, sessions). */
 export const replicaJsonBodyBytesMax = 64 * 1024 ** 2;
+/** Copies of objects up to this size travel in batches (replica/batch.ts);
+ * the inline body limit (64 KiB): bodies this small are held in memory anyway. */
+export const replicaBatchObjectBytesMax = 64 * 1024;
+/** Copies in one batch request. */
+export const replicaBatchObjectsMax = 64;
+/** Bytes of one batch request (metas and bodies; bodies fill half at most). */
+export const replicaBatchBytesMax = 4 * 1024 ** 2;
+/** Batch requests in flight to one secondary; copies beyond wait for the next. */
+export const replicaBatchInFlightMax = 4;
 /** Object store: blob files spread over 256 subdirectories (two hex chars). */
 export const blobShardCount = 256;
 /** Object store: new blobs go to one shard for this many writes, then the

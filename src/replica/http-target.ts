@@ -7,6 +7,7 @@ import type { Readable } from 'node:stream';
 import type { Clock } from '../core/clock.ts';
 import { replicaJsonBodyBytesMax, replicaRequestTimeoutMs } from '../core/limits.ts';
 import { epochHeader, metaHeader, sha256Hex, signHeaders, streamedBodyHash } from './auth.ts';
+import { BatchUnsupportedError, ObjectBatcher, batchPath, encodeBatch, type BatchItem, type BatchResult } from './batch.ts';
 import type {
   BucketCopy,
   DeleteCopy,
@@ -42,6 +43,8 @@ export class GatewayTarget implements ReplicaTarget {
   private readonly base: URL;
   /** Requests sent, by path (tests check that a hit sends no record message). */
   readonly sent = new Map<string, number>();
+  /** Small copies go out many to a request (batch.ts). */
+  private readonly batcher = new ObjectBatcher((items) => this.putObjects(items));
 
   constructor(private readonly options: GatewayTargetOptions) {
     this.base = new URL(options.url);
@@ -58,10 +61,21 @@ export class GatewayTarget implements ReplicaTarget {
   }
 
   async putObject(copy: ObjectCopy, body: Readable): Promise<boolean> {
+    if (this.batcher.accepts(copy)) return this.batcher.put(copy, body);
     const meta = encodeMetaHeader(copy.meta);
     const epoch = String(copy.epoch);
     const res = await this.send('PUT', '/object', { meta, epoch, contentSha256: streamedBodyHash }, body, copy.meta.size);
     return applied(this.ok(res));
+  }
+
+  /** One batch request (batch.ts); BatchUnsupportedError from an older secondary. */
+  private async putObjects(items: BatchItem[]): Promise<BatchResult[]> {
+    const body = encodeBatch(items);
+    const res = await this.send('POST', batchPath, { contentSha256: sha256Hex(body) }, body, body.length);
+    if (res.status === 404 || res.status === 405) throw new BatchUnsupportedError();
+    const results = (this.ok(res) as { results?: unknown } | undefined)?.results;
+    if (!Array.isArray(results)) throw new TargetUnavailableError('batch answer without results');
+    return results as BatchResult[];
   }
 
   async deleteObject(copy: DeleteCopy): Promise<boolean> {

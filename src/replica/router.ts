@@ -12,6 +12,7 @@ import { replicaJsonBodyBytesMax } from '../core/limits.ts';
 import { epochHeader, metaHeader, sha256Hex, streamedBodyHash, verifySignature } from './auth.ts';
 import { ReplicaProtocolError, decodeMetaHeader, decodeRecordMessage } from './messages.ts';
 import type { BucketCopy, DeleteCopy } from './messages.ts';
+import { applyBatch, batchPath, decodeBatch, readBatchBody } from './batch.ts';
 import type { SecondaryService } from './secondary.ts';
 import { FencedError, StaleSessionError } from './target.ts';
 
@@ -105,6 +106,13 @@ export function createReplicaRouter(
     const epoch = Number(ctx.get(epochHeader));
     const applied = await current().putObject({ epoch: num(epoch, 'epoch'), meta }, ctx.req);
     ctx.body = { applied };
+  });
+
+  // Many small copies in one request (batch.ts); the signed hash covers metas and bodies.
+  router.post(batchPath, async (ctx) => {
+    const raw = await readBatchBody(ctx.req);
+    if (sha256Hex(raw) !== ctx.get('x-lookahead-content-sha256')) throw new S3Error('AccessDenied', 'Body does not match its signature.');
+    ctx.body = await applyBatch(current(), decodeBatch(raw));
   });
 
   router.post('/delete', async (ctx) => {

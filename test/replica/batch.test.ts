@@ -1,0 +1,120 @@
+// Batched small copies (src/replica/batch.ts): the wire format round-trips
+// and refuses inconsistent bodies; the batcher gathers copies of one turn
+// into one request, maps per-item failures, and falls back to single
+// requests for a secondary without the route.
+
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { replicaBatchObjectBytesMax, replicaBatchObjectsMax } from '../../src/core/limits.ts';
+import { objectMetaVersion, type ObjectMeta } from '../../src/objects/types.ts';
+import {
+  BatchUnsupportedError,
+  ObjectBatcher,
+  decodeBatch,
+  encodeBatch,
+  type BatchItem,
+  type BatchResult,
+} from '../../src/replica/batch.ts';
+import { ReplicaProtocolError } from '../../src/replica/messages.ts';
+import { TargetRejectedError, TargetUnavailableError } from '../../src/replica/target.ts';
+
+function item(key: string, body: Buffer, epoch = 1, seq = 1): BatchItem {
+  const meta: ObjectMeta = {
+    v: objectMetaVersion,
+    bucket: 'b',
+    key,
+    size: body.length,
+    etag: createHash('md5').update(body).digest('hex'),
+    lastModified: 1,
+    seq,
+    headers: {},
+    userMeta: { k: key },
+    tags: {},
+    blobs: [],
+  };
+  return { copy: { epoch, meta }, body };
+}
+
+describe('batch wire format', () => {
+  it('round-trips metas, epochs and bodies (empty bodies too)', () => {
+    const items = [item('a', Buffer.from('hello')), item('b/ü', Buffer.alloc(0), 2, 7), item('c', Buffer.alloc(5000, 9), 3)];
+    const back = decodeBatch(encodeBatch(items));
+    expect(back.map((i) => [i.copy.epoch, i.copy.meta.key, i.copy.meta.seq, i.copy.meta.userMeta.k])).toEqual(
+      items.map((i) => [i.copy.epoch, i.copy.meta.key, i.copy.meta.seq, i.copy.meta.userMeta.k]),
+    );
+    back.forEach((b, n) => expect(b.body.equals(items[n]!.body)).toBe(true));
+  });
+
+  it('refuses trailing bytes, cut bodies, too many items and a garbled head', () => {
+    const raw = encodeBatch([item('a', Buffer.from('hello')), item('b', Buffer.from('world'))]);
+    expect(() => decodeBatch(Buffer.concat([raw, Buffer.from('x')]))).toThrow(ReplicaProtocolError);
+    expect(() => decodeBatch(raw.subarray(0, raw.length - 1))).toThrow(ReplicaProtocolError);
+    expect(() => decodeBatch(raw.subarray(0, 2))).toThrow(ReplicaProtocolError);
+    const garbled = Buffer.from(raw);
+    garbled[5] = 0x7b; // '{' inside the JSON head
+    expect(() => decodeBatch(garbled)).toThrow(ReplicaProtocolError);
+    const many = Array.from({ length: replicaBatchObjectsMax + 1 }, (_, i) => item(`k${i}`, Buffer.from('x')));
+    expect(() => decodeBatch(encodeBatch(many))).toThrow(ReplicaProtocolError);
+  });
+});
+
+describe('ObjectBatcher', () => {
+  const body = (b: Buffer) => Readable.from([b], { objectMode: false });
+
+  it('sends the copies of one turn in one request and maps each result', async () => {
+    const calls: BatchItem[][] = [];
+    const batcher = new ObjectBatcher(async (items) => {
+      calls.push(items);
+      return items.map((i): BatchResult =>
+        i.copy.meta.key === 'bad' ? { status: 400, code: 'BadDigest', message: 'no' } : { applied: i.copy.meta.key !== 'stale' },
+      );
+    });
+    const keys = ['a', 'stale', 'bad', 'b'];
+    const outcomes = await Promise.allSettled(keys.map((k) => batcher.put(item(k, Buffer.from(k)).copy, body(Buffer.from(k)))));
+    expect(calls).toHaveLength(1);
+    expect(calls[0]!.map((i) => i.body.toString())).toEqual(keys);
+    expect(outcomes.map((o) => (o.status === 'fulfilled' ? o.value : (o.reason as Error).name))).toEqual([
+      true,
+      false,
+      'TargetRejectedError',
+      true,
+    ]);
+    const rejected = outcomes[2] as PromiseRejectedResult;
+    expect((rejected.reason as TargetRejectedError).code).toBe('BadDigest');
+  });
+
+  it('a failed request fails every copy in it; a 5xx item is retryable (unavailable)', async () => {
+    const down = new ObjectBatcher(async () => {
+      throw new TargetUnavailableError('down');
+    });
+    const r = await Promise.allSettled([1, 2].map((n) => down.put(item(`k${n}`, Buffer.from('x')).copy, body(Buffer.from('x')))));
+    expect(r.every((o) => o.status === 'rejected' && o.reason instanceof TargetUnavailableError)).toBe(true);
+    const full = new ObjectBatcher(async (items) => items.map(() => ({ status: 503, code: 'ServiceUnavailable', message: 'disk full' })));
+    await expect(full.put(item('k', Buffer.from('x')).copy, body(Buffer.from('x')))).rejects.toBeInstanceOf(TargetUnavailableError);
+  });
+
+  it('takes only small copies, and none after the secondary turned out to lack the route', async () => {
+    const batcher = new ObjectBatcher(async () => {
+      throw new BatchUnsupportedError();
+    });
+    const big = item('big', Buffer.alloc(replicaBatchObjectBytesMax + 1));
+    expect(batcher.accepts(big.copy)).toBe(false);
+    const small = item('s', Buffer.from('x'));
+    expect(batcher.accepts(small.copy)).toBe(true);
+    await expect(batcher.put(small.copy, body(small.body))).rejects.toBeInstanceOf(BatchUnsupportedError);
+    expect(batcher.accepts(small.copy)).toBe(false);
+  });
+
+  it('a body whose length differs from its meta is refused before it is framed', async () => {
+    let sent = 0;
+    const batcher = new ObjectBatcher(async (items) => {
+      sent++;
+      return items.map(() => ({ applied: true }));
+    });
+    const it1 = item('k', Buffer.from('four'));
+    await expect(batcher.put(it1.copy, body(Buffer.from('three')))).rejects.toThrow(/bytes where its meta says/);
+    await expect(batcher.put(it1.copy, body(Buffer.from('abc')))).rejects.toThrow(/bytes where its meta says/);
+    expect(sent).toBe(0);
+  });
+});
