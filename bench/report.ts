@@ -11,6 +11,8 @@ export interface BenchOptions {
   largeGetRounds: number;
   delayMs: number;
   json?: string;
+  /** `serve --verify-reads` for the single-site lookahead (default: the server's, full). */
+  verifyReads?: string;
 }
 
 export interface Report {

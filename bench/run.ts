@@ -8,6 +8,7 @@
 //   npm run bench -- --quick               shorter runs, 256 MiB multipart
 //   npm run bench -- --only put4k --seconds 3
 //   npm run bench -- --targets lookahead --only multipart,get64m
+//   npm run bench -- --targets lookahead --only get64m --verify-reads size
 //
 // --only takes comma-separated names or prefixes of: put4k-c1 put4k-c16
 // get4k-c1 ... mixed1m-c16 multipart get64m replication repl-delay
@@ -48,6 +49,7 @@ function parseOptions(argv: string[]): BenchOptions {
       'multipart-mib': { type: 'string' },
       'delay-ms': { type: 'string' },
       json: { type: 'string' },
+      'verify-reads': { type: 'string' },
       help: { type: 'boolean', default: false },
     },
     allowPositionals: false,
@@ -55,7 +57,8 @@ function parseOptions(argv: string[]): BenchOptions {
   if (values.help) {
     process.stdout.write(
       'usage: npm run bench -- [--quick] [--only NAMES] [--seconds N] [--max-ops N]\n' +
-        '         [--targets lookahead,s3rver] [--multipart-mib N] [--delay-ms N] [--json FILE]\n',
+        '         [--targets lookahead,s3rver] [--multipart-mib N] [--delay-ms N] [--json FILE]\n' +
+        '         [--verify-reads full|size]   (lookahead serve flag; default full)\n',
     );
     process.exit(0);
   }
@@ -77,6 +80,7 @@ function parseOptions(argv: string[]): BenchOptions {
     largeGetRounds: quick ? 3 : 7,
     delayMs: num(values['delay-ms'], 20),
     json: values.json,
+    ...(values['verify-reads'] ? { verifyReads: values['verify-reads'] } : {}),
   };
 }
 
@@ -86,10 +90,11 @@ interface Target {
   client: S3Http;
 }
 
-async function startTarget(name: string, root: string): Promise<Target> {
+async function startTarget(name: string, root: string, opts: BenchOptions): Promise<Target> {
   const dir = mkdtempSync(path.join(root, `${name}-`));
   if (name === 'lookahead') {
-    const server = await startLookahead({ dataDir: dir });
+    const extraArgs = opts.verifyReads ? ['--verify-reads', opts.verifyReads] : [];
+    const server = await startLookahead({ dataDir: dir, extraArgs });
     const client = new S3Http({ url: server.url, accessKey: testAccessKey, secretKey: testSecretKey, region });
     return { name, server, client };
   }
@@ -167,7 +172,7 @@ async function multipartSection(targets: Target[], opts: BenchOptions, root: str
   if (!targets.some((x) => x.name === 'lookahead') || !selected(opts, 'multipart')) return;
   const mib = opts.multipartBytes / 1024 ** 2;
   log(`multipart ${mib} MiB upload on a fresh lookahead (parts of 16 MiB, 4 at once)`);
-  const t = await startTarget('lookahead', root);
+  const t = await startTarget('lookahead', root, opts);
   let r: Awaited<ReturnType<typeof runMultipart>>;
   try {
     await t.client.ensureBucket(bucket);
@@ -218,7 +223,7 @@ async function largeGetSection(targets: Target[], opts: BenchOptions, report: Re
       await t.client.request('DELETE', key);
     }
     report.lines.push(
-      '## 64 MiB GET vs raw loopback (medians of alternating rounds)',
+      `## 64 MiB GET vs raw loopback (medians of alternating rounds; lookahead --verify-reads ${opts.verifyReads ?? 'full'})`,
       '',
       table(['server', 'S3 GET MB/s', 'raw loopback MB/s', 'ratio'], rows),
       '',
@@ -259,7 +264,7 @@ async function main(): Promise<void> {
         continue;
       }
       log(`starting ${name}`);
-      const t = await startTarget(name, root);
+      const t = await startTarget(name, root, opts);
       await t.client.ensureBucket(bucket);
       log(`warming up ${name}`);
       await warmUp(t.client, bucket, opts.quick ? 1 : 2);
