@@ -11,6 +11,7 @@ import { createS3Target } from '../replica/s3/target.ts';
 import { adminCall, type AdminEndpoint } from './admin-client.ts';
 import { addAdminOptions, adminEndpoint, fail, type AdminFlags } from './admin-options.ts';
 import type { AtRiskReport } from './roles.ts';
+import { s3Promote, s3Rejoin } from './s3-failback-commands.ts';
 
 /** How often rejoin/switchover poll the new primary's status. */
 const progressPollMs = 500;
@@ -135,8 +136,12 @@ async function verifyPlainS3(primary: S3Client, url: string, bodies: boolean): P
 export function addFailoverCommands(program: Command): void {
   addAdminOptions(program.command('promote').description('make a secondary the primary (failover): higher epoch, accepts writes, reports the at-risk list'), 'the secondary to promote')
     .option('--planned', 'the old primary was drained first (switchover): nothing is at risk')
+    .option('--from-s3 <url>', 'failover to a plain S3 secondary s3://BUCKET[/PREFIX]@ENDPOINT (AWS_* credentials): mark it primary at the next epoch and print its record')
+    .option('--new-primary <url>', 'with --from-s3: where clients now write, stored with the epoch (named to a fenced old primary)')
+    .option('--all', 'with --from-s3: every at-risk name, not the first 10,000')
     .option('--json', 'print JSON')
-    .action(async (flags: AdminFlags & JsonFlag & { planned?: boolean }) => {
+    .action(async (flags: AdminFlags & JsonFlag & { planned?: boolean; fromS3?: string; newPrimary?: string; all?: boolean }) => {
+      if (flags.fromS3) return s3Promote(flags.fromS3, { json: flags.json, all: flags.all, ...(flags.newPrimary ? { primary: flags.newPrimary } : {}) });
       const report = (await action(await adminEndpoint(flags), 'promote', { planned: flags.planned === true })) as AtRiskReport;
       console.log(flags.json ? JSON.stringify(report, null, 2) : `promoted\n${formatAtRisk(report)}`);
     });
@@ -153,10 +158,16 @@ export function addFailoverCommands(program: Command): void {
     program.command('rejoin').description('failback: the old primary becomes the secondary of the new one, which resyncs only what may differ'),
     'the old primary (as the new primary reaches it)',
   )
-    .requiredOption('--primary <url>', 'the new primary')
+    .option('--primary <url>', 'the new primary (a gateway)')
+    .option('--from-s3 <url>', 'failback from a plain S3 secondary s3://BUCKET[/PREFIX]@ENDPOINT that was promoted: with the old primary STOPPED, bring its --data DIR to the target\'s state (resumable)')
     .option('--no-wait', 'return once the resync started')
     .option('--json', 'print JSON')
-    .action(async (flags: AdminFlags & JsonFlag & { primary: string; wait: boolean }) => {
+    .action(async (flags: AdminFlags & JsonFlag & { primary?: string; fromS3?: string; wait: boolean }) => {
+      if (flags.fromS3) {
+        if (!flags.data) fail('rejoin --from-s3 needs --data DIR (the old primary\'s data dir, with the old primary stopped)');
+        return s3Rejoin(flags.fromS3, flags.data, { json: flags.json });
+      }
+      if (!flags.primary) fail('rejoin needs --primary URL (or --from-s3 s3://... --data DIR)');
       const old = await adminEndpoint(flags);
       const primary = await adminEndpoint(flags, flags.primary);
       await action(old, 'rejoin', { primary: flags.primary });

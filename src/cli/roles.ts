@@ -588,7 +588,7 @@ export async function recordNamesOf(root: RootDatabase): Promise<string[]> {
 }
 
 /** Q's keys and the dirty set of this site's primary state. */
-function unsyncedOf(root: RootDatabase): string[] {
+export function unsyncedOf(root: RootDatabase): string[] {
   const durable = new LmdbPrimaryDurable(root);
   const names = new Set<string>(durable.dirtyScan(copyQueueEntriesMax));
   for (const [qkey] of scanAllEntries((after) => durable.qScan(after, 1000))) names.add(qkey);

@@ -56,7 +56,7 @@ export const failbackBucketsMax = 100_000;
 /** LastModified has one-second resolution on most servers, and the
  * promotion time is the state object's own LastModified: keys modified up
  * to this long before it are examined too (a HEAD each, never a wrong skip). */
-export const failbackClockMarginMs = 2000;
+export const failbackClockMarginMs = 1000;
 /** Names of the at-risk list printed by promote --from-s3 (the rest with --json --all). */
 export const s3AtRiskNamesMax = 10_000;
 

@@ -1,0 +1,173 @@
+// Failover to a plain S3 secondary (moto_server) and failback from it
+// (issue 5): a primary replicates to the target with the real SDK writing;
+// it is killed; `promote --from-s3` fences it and prints the at-risk list; a
+// client writes to the target directly (new keys, overwrites, a delete);
+// `rejoin --from-s3` brings the old primary's data dir to the target's
+// state copying only the record's locations and the keys changed since the
+// failover; `verify` then finds nothing, and the work done is bounded by
+// record + post-failover writes, not by the namespace.
+
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  CreateBucketCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  GetObjectTaggingCommand,
+  PutObjectCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rawClient, startMoto, type S3Server } from '../replica/s3/servers.ts';
+import { cli, client, kill, serve, sleep, status, type Proc } from './procs.ts';
+
+let dir: string;
+let s3: S3Server;
+const procs: Proc[] = [];
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'lookahead-s3-failback-'));
+  s3 = await startMoto();
+}, 40_000);
+
+afterAll(async () => {
+  for (const p of procs) await kill(p);
+  await s3?.stop();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+/** The namespace written before the failover (all replicated). */
+const namespaceKeys = 300;
+
+async function drained(url: string): Promise<void> {
+  for (let i = 0; i < 150; i++) {
+    const st = await status(url);
+    if (st.replication?.queueDepth === 0) return;
+    await sleep(200);
+  }
+  throw new Error('the queue did not drain');
+}
+
+async function put(c: S3Client, bucket: string, key: string, body: string, extra: Record<string, unknown> = {}): Promise<void> {
+  await c.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ...extra }));
+}
+
+describe('failover to a plain S3 secondary and failback from it', () => {
+  it('promotes the target, then rejoins the old primary copying only what changed', { timeout: 120_000 }, async () => {
+    const awsEnv = { AWS_ACCESS_KEY_ID: s3.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: s3.credentials.secretAccessKey };
+    const raw = rawClient(s3);
+    await raw.send(new CreateBucketCommand({ Bucket: 'replicas' }));
+    const url = `s3://replicas/site@${s3.endpoint}`;
+    const data = join(dir, 'p');
+    // The archive is written first with no predictors and a small record:
+    // the primary removes in-sync keys to make room, so the archive leaves
+    // R, as an old namespace would (idle entries otherwise go after minutes).
+    const first = await serve(['--role', 'primary', '--data', data, '--secondary', url, '--predictors', ',', '--record-entries-max', '8'], awsEnv);
+    procs.push(first);
+    const c1 = client(first.url);
+    await c1.send(new CreateBucketCommand({ Bucket: 'archive' }));
+    const keys = Array.from({ length: namespaceKeys }, (_, i) => `bulk/k${String(i).padStart(4, '0')}`);
+    for (let i = 0; i < keys.length; i += 10) {
+      await Promise.all(keys.slice(i, i + 10).map((k) => put(c1, 'archive', k, `v1 ${k}`, { ContentType: 'text/plain', Metadata: { origin: 'primary' } })));
+    }
+    await drained(first.url);
+    await kill(first, 'SIGTERM');
+    // Then the recent writes, with the default predictors (prefix groups).
+    const p = await serve(['--role', 'primary', '--data', data, '--secondary', url], awsEnv);
+    procs.push(p);
+    const c = client(p.url);
+    await c.send(new CreateBucketCommand({ Bucket: 'data' }));
+    await drained(p.url);
+    for (let i = 0; i < 40; i++) await put(c, 'data', `cur/d${i % 4}/f${i}`, `cur ${i}`);
+    await drained(p.url);
+    // Copies older than the promotion by more than LastModified's resolution.
+    await sleep(2500);
+    // The last writes before the disaster: in R, maybe not all replicated.
+    for (let i = 0; i < 5; i++) await put(c, 'data', `late/x${i}`, `late ${i}`);
+    await kill(p);
+
+    // Failover: the target is promoted; its record is the at-risk list.
+    const promoted = await cli(['promote', '--from-s3', url, '--json'], awsEnv);
+    expect(promoted.code, promoted.stderr).toBe(0);
+    const report = JSON.parse(promoted.stdout) as { epoch: number; alreadyPromoted: boolean; atRisk: { count: number; names: string[] } };
+    expect(report.epoch).toBe(2);
+    expect(report.alreadyPromoted).toBe(false);
+    expect(report.atRisk.names.some((n) => n.includes('late/'))).toBe(true);
+    const text = await cli(['promote', '--from-s3', url], awsEnv);
+    expect(text.stdout).toMatch(/already promoted: .* epoch 2/);
+
+    // Clients now write to the target itself (through the mapping).
+    const at = (key: string) => `site/archive/${key}`;
+    const written = ['new/a', 'new/b', 'new/c', 'bulk/k0005', 'bulk/k0100'];
+    for (const key of written) {
+      await put(raw, 'replicas', at(key), `v2 ${key}`, {
+        ContentType: 'application/x-after',
+        Metadata: { origin: 'target' },
+        Tagging: 'phase=after',
+        ChecksumAlgorithm: 'SHA256',
+      });
+    }
+    await raw.send(new DeleteObjectCommand({ Bucket: 'replicas', Key: at('bulk/k0010') }));
+    const postFailoverWrites = written.length + 1;
+
+    // The old primary comes back by itself: fenced (it refuses writes).
+    const back = await serve(['--role', 'primary', '--data', data, '--secondary', url], awsEnv);
+    procs.push(back);
+    await expect(put(client(back.url), 'data', 'split-brain', 'no')).rejects.toThrow();
+    await kill(back, 'SIGTERM');
+
+    // Failback, offline on its data dir.
+    const rejoined = await cli(['rejoin', '--from-s3', url, '--data', data, '--json'], awsEnv);
+    expect(rejoined.code, rejoined.stderr).toBe(0);
+    const r = JSON.parse(rejoined.stdout) as {
+      done: boolean;
+      plan: { changedOnTarget: number; onlyTarget: number; onlyLocal: number; modifiedSincePromotion: number; listedTarget: number; listRequests: number };
+      resync: { total: number; examined: number; copied: number; deleted: number; expanded?: number; planned: { record: number; tracked: number; peerUnsynced: number } };
+    };
+    expect(r.done).toBe(true);
+    expect(r.plan.onlyTarget).toBe(3);
+    // The delete, and late writes that never reached the target (the
+    // target's state wins: they were on the at-risk list).
+    expect(r.plan.onlyLocal).toBeGreaterThanOrEqual(1);
+    expect(r.plan.onlyLocal).toBeLessThanOrEqual(1 + 5);
+    // Work bounded by record + post-failover writes (+ keys under the
+    // record's prefix groups: data/, 45 keys), never the namespace.
+    const atRiskKeys = report.atRisk.names.filter((n) => n.startsWith('k/')).length;
+    expect(r.resync.copied).toBeGreaterThanOrEqual(written.length);
+    expect(r.resync.copied + r.resync.deleted).toBeLessThanOrEqual(r.plan.changedOnTarget + atRiskKeys + (r.resync.expanded ?? 0));
+    expect(r.resync.deleted).toBeGreaterThanOrEqual(1);
+    expect(r.plan.changedOnTarget).toBeLessThanOrEqual(postFailoverWrites + 5);
+    expect(r.resync.expanded ?? 0).toBeLessThanOrEqual(45);
+    expect(r.resync.total).toBeLessThanOrEqual(report.atRisk.count + (r.resync.expanded ?? 0) + r.plan.changedOnTarget);
+    expect(r.resync.total).toBeLessThan(namespaceKeys / 3);
+    // The one namespace-sized cost: the listing (no change feed on plain S3).
+    expect(r.plan.listedTarget).toBeGreaterThanOrEqual(namespaceKeys);
+
+    // A second run finds nothing left to copy.
+    const again = await cli(['rejoin', '--from-s3', url, '--data', data, '--json'], awsEnv);
+    expect(again.code, again.stderr).toBe(0);
+    expect((JSON.parse(again.stdout) as typeof r).resync.copied).toBe(0);
+
+    // The old primary, restarted as primary on the target: nothing differs.
+    const p2 = await serve(['--role', 'primary', '--data', data, '--secondary', url], awsEnv);
+    procs.push(p2);
+    const c2 = client(p2.url);
+    const got = await c2.send(new GetObjectCommand({ Bucket: 'archive', Key: 'bulk/k0005', ChecksumMode: 'ENABLED' }));
+    expect(await got.Body?.transformToString()).toBe('v2 bulk/k0005');
+    expect(got.ContentType).toBe('application/x-after');
+    expect(got.Metadata).toEqual({ origin: 'target' });
+    expect(got.ChecksumSHA256).toBeTruthy();
+    const tags = await c2.send(new GetObjectTaggingCommand({ Bucket: 'archive', Key: 'new/b' }));
+    expect(tags.TagSet).toEqual([{ Key: 'phase', Value: 'after' }]);
+    await expect(c2.send(new GetObjectCommand({ Bucket: 'archive', Key: 'bulk/k0010' }))).rejects.toThrow();
+    const untouched = await c2.send(new GetObjectCommand({ Bucket: 'archive', Key: 'bulk/k0050' }));
+    expect(untouched.Metadata).toEqual({ origin: 'primary' });
+    const verify = await cli(['verify', '--primary', p2.url, '--secondary', url, '--bodies', '--json'], awsEnv);
+    expect(verify.code, verify.stdout + verify.stderr).toBe(0);
+    const v = JSON.parse(verify.stdout) as { differences: unknown[]; keysPrimary: number; keysSecondary: number };
+    expect(v.differences).toEqual([]);
+    expect(v.keysPrimary).toBe(v.keysSecondary);
+    expect(v.keysPrimary).toBeGreaterThanOrEqual(namespaceKeys - 1 + 3 + 40);
+  });
+});
