@@ -20,7 +20,8 @@
 // GatewayTarget.putObject hands copies of at most replicaBatchObjectBytesMax
 // to an ObjectBatcher, which sends what concurrent copier slots produced in
 // the same turn as one request; a secondary without the route (404/405)
-// turns batching off for the target's lifetime.
+// turns batching off for the target's lifetime, and the items of a batch
+// refused whole (4xx) are sent one by one, so one bad item fails alone.
 
 import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
@@ -147,7 +148,11 @@ export class ObjectBatcher {
   private scheduled = false;
   private unsupported = false;
 
-  constructor(private readonly sendBatch: (items: BatchItem[]) => Promise<BatchResult[]>) {}
+  constructor(
+    private readonly sendBatch: (items: BatchItem[]) => Promise<BatchResult[]>,
+    /** One copy in a request of its own: for the items of a batch S refused whole. */
+    private readonly sendOne?: (item: BatchItem) => Promise<boolean>,
+  ) {}
 
   /** Whether this copy goes through a batch (else: a single request). */
   accepts(copy: ObjectCopy): boolean {
@@ -197,7 +202,13 @@ export class ObjectBatcher {
       if (results.length !== batch.length) throw new TargetUnavailableError('batch answer has the wrong number of results');
     } catch (err) {
       if (err instanceof BatchUnsupportedError) this.unsupported = true;
-      for (const p of batch) p.reject(err);
+      // A request S refused whole (4xx, e.g. one item it cannot parse) must
+      // not hold its batch-mates hostage on every retry: each goes alone
+      // (as every copy does once S turned out to lack the route).
+      const sendOne = this.sendOne;
+      const alone = err instanceof TargetRejectedError || err instanceof BatchUnsupportedError;
+      if (alone && sendOne) for (const p of batch) void sendOne(p.item).then(p.resolve, p.reject);
+      else for (const p of batch) p.reject(err);
       return;
     }
     batch.forEach((p, i) => {

@@ -3,7 +3,7 @@
 // requests; see router.ts for the other end).
 
 import http from 'node:http';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import type { Clock } from '../core/clock.ts';
 import { replicaJsonBodyBytesMax, replicaRequestTimeoutMs } from '../core/limits.ts';
 import { epochHeader, metaHeader, sha256Hex, signHeaders, streamedBodyHash } from './auth.ts';
@@ -44,7 +44,10 @@ export class GatewayTarget implements ReplicaTarget {
   /** Requests sent, by path (tests check that a hit sends no record message). */
   readonly sent = new Map<string, number>();
   /** Small copies go out many to a request (batch.ts). */
-  private readonly batcher = new ObjectBatcher((items) => this.putObjects(items));
+  private readonly batcher = new ObjectBatcher(
+    (items) => this.putObjects(items),
+    (item) => this.putOne(item.copy, Readable.from([item.body], { objectMode: false })),
+  );
 
   constructor(private readonly options: GatewayTargetOptions) {
     this.base = new URL(options.url);
@@ -62,6 +65,10 @@ export class GatewayTarget implements ReplicaTarget {
 
   async putObject(copy: ObjectCopy, body: Readable): Promise<boolean> {
     if (this.batcher.accepts(copy)) return this.batcher.put(copy, body);
+    return this.putOne(copy, body);
+  }
+
+  private async putOne(copy: ObjectCopy, body: Readable): Promise<boolean> {
     const meta = encodeMetaHeader(copy.meta);
     const epoch = String(copy.epoch);
     const res = await this.send('PUT', '/object', { meta, epoch, contentSha256: streamedBodyHash }, body, copy.meta.size);

@@ -106,6 +106,24 @@ describe('ObjectBatcher', () => {
     expect(batcher.accepts(small.copy)).toBe(false);
   });
 
+  it('a batch refused whole (4xx) sends each item alone, so only the bad one fails', async () => {
+    const alone: string[] = [];
+    const batcher = new ObjectBatcher(
+      async () => {
+        throw new TargetRejectedError('secondary refused: 400 batch: item epoch', 400);
+      },
+      async (i) => {
+        alone.push(i.copy.meta.key);
+        if (i.copy.meta.key === 'poison') throw new TargetRejectedError('secondary refused: 400', 400);
+        return true;
+      },
+    );
+    const keys = ['a', 'poison', 'b'];
+    const r = await Promise.allSettled(keys.map((k) => batcher.put(item(k, Buffer.from(k)).copy, body(Buffer.from(k)))));
+    expect(alone.sort()).toEqual([...keys].sort());
+    expect(r.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+  });
+
   it('a body whose length differs from its meta is refused before it is framed', async () => {
     let sent = 0;
     const batcher = new ObjectBatcher(async (items) => {
