@@ -228,7 +228,7 @@ describe('failover to a plain S3 secondary and failback from it', () => {
     const r = JSON.parse(rejoined.stdout) as {
       done: boolean;
       plan: { changedOnTarget: number; onlyTarget: number; onlyLocal: number; modifiedSincePromotion: number; listedTarget: number; listRequests: number };
-      resync: { total: number; examined: number; copied: number; deleted: number; expanded?: number; planned: { record: number; tracked: number; peerUnsynced: number } };
+      resync: { total: number; done: number; examined: number; copied: number; deleted: number; expanded?: number; planned: { record: number; tracked: number; peerUnsynced: number } };
     };
     expect(r.done).toBe(true);
     expect(r.plan.onlyTarget).toBe(4);
