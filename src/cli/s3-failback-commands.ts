@@ -9,7 +9,7 @@ import { systemClock } from '../core/clock.ts';
 import { noReplication } from '../core/changes.ts';
 import { replicaRequestTimeoutMs, s3StateCheckMs } from '../core/limits.ts';
 import { DiskObjectStore, openMetaDb } from '../objects/store.ts';
-import { FailoverState, clearReplicaSide } from '../replica/failover/state.ts';
+import { FailoverState, clearReplicaSide, type ResyncMeta } from '../replica/failover/state.ts';
 import { S3Access, S3Failback, promoteS3Target, s3AtRiskNamesMax, type FailbackResult } from '../replica/s3/failback.ts';
 import { createS3Target } from '../replica/s3/target.ts';
 import { LmdbPrimaryDurable } from '../replica/state.ts';
@@ -24,6 +24,12 @@ const rejoinRetryMs = 1000;
 /** Tracked keys read per page (the set is bounded by Q's limit). */
 const trackedPage = 1000;
 const trackedPagesMax = 10_000;
+/** Progress line refresh on a terminal. */
+const progressMs = 500;
+
+function progressLine(p: ResyncMeta): string {
+  return `${p.done}/${p.total} ${p.phase}  examined ${p.examined} copied ${p.copied} deleted ${p.deleted}`;
+}
 
 export interface S3PromoteReport {
   target: string;
@@ -100,11 +106,19 @@ export async function s3Rejoin(url: string, dataDir: string, flags: { json?: boo
     });
     let result: FailbackResult | undefined;
     let first: FailbackResult | undefined;
-    for (let attempt = 0; attempt < rejoinAttemptsMax; attempt++) {
-      result = await failback.run();
-      first ??= result;
-      if (result.done) break;
-      await systemClock.sleep(rejoinRetryMs);
+    const ticker = tty ? setInterval(() => process.stderr.write(`\rresync ${progressLine(failback.progress())}`), progressMs) : undefined;
+    try {
+      for (let attempt = 0; attempt < rejoinAttemptsMax; attempt++) {
+        result = await failback.run();
+        first ??= result;
+        if (result.done) break;
+        await systemClock.sleep(rejoinRetryMs);
+      }
+    } finally {
+      if (ticker) {
+        clearInterval(ticker);
+        process.stderr.write(`\rresync ${progressLine(failback.progress())}\n`);
+      }
     }
     if (!result?.done) {
       console.error(`lookahead: rejoin --from-s3 interrupted (${result?.resync.done}/${result?.resync.total} done); run it again to resume`);

@@ -23,10 +23,15 @@
 // the local listing (lmdb, no I/O to the target): a key on one side only,
 // one whose size (or plain MD5 ETag) differs, or one whose LastModified is
 // not older than the promotion becomes a work item. Only work items are
-// HEADed, and only differing ones are copied. So the copy cost is bounded
-// by R + the writes since the failover; the listing cost is the namespace's
-// LIST pages, which is the price of a target without a change feed (a
-// delete leaves no trace but the key's absence).
+// HEADed (and the keys under R's prefix groups: a plain S3 listing carries
+// no seq, so each of those is HEADed too), and only differing ones are
+// copied. So the copy cost is bounded by R + the writes since the failover;
+// the listing cost is the namespace's LIST pages, which is the price of a
+// target without a change feed (a delete leaves no trace but the key's
+// absence). Known limits: a key a client overwrote on the target with the
+// same body (same ETag) and only new metadata, outside R, is not copied
+// (seq and ETag both match); a client's multipart object comes back
+// without its part sizes (partNumber GETs of it are not served here).
 
 import type { Readable } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
