@@ -12,7 +12,7 @@
 //
 // --only takes comma-separated names or prefixes of: put4k-c1 put4k-c16
 // get4k-c1 ... mixed1m-c16 multipart get64m replication repl-delay
-// repl-workloads resync.
+// repl-workloads repl-s3 resync.
 
 import { mkdtempSync, rmSync, existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -32,6 +32,7 @@ import {
 } from './servers.ts';
 import { runReplicationSection } from './replication.ts';
 import { runResyncBench } from './resync.ts';
+import { runS3SecondaryBench } from './s3-secondary.ts';
 import { selected, fmt, table, log, type BenchOptions, type Report } from './report.ts';
 
 const bucket = 'bench';
@@ -281,6 +282,8 @@ async function main(): Promise<void> {
     await runReplicationSection(opts, root, report);
     // Failover resync (issue 4): record-based against a full compare.
     if (selected(opts, 'resync')) report.lines.push(await runResyncBench(opts.quick ? [10_000] : [10_000, 100_000], 200), '');
+    // Hit/miss PUT latency with a plain S3 secondary (issue 5); 'repl-' so --only skips the single-site targets.
+    if (selected(opts, 'repl-s3')) report.lines.push(await runS3SecondaryBench(['moto', 's3rver'], opts.quick ? 100 : 300, opts.seconds * 24));
   } catch (err) {
     report.lines.push(`**Bench stopped early:** ${(err as Error).message.split('\n')[0]}`, '');
     throw err;
