@@ -75,7 +75,7 @@ export function createReplicaRouter(
     try {
       await next();
     } catch (err) {
-      reply(ctx, err);
+      replyError(ctx, err);
     }
   });
 
@@ -144,8 +144,9 @@ export function createReplicaRouter(
   return router;
 }
 
-/** Errors as JSON the GatewayTarget maps back to its error classes. */
-function reply(ctx: Koa.Context, err: unknown): void {
+/** Errors as JSON the GatewayTarget maps back to its error classes (the
+ * failover router answers with the same shapes). */
+export function replyError(ctx: Koa.Context, err: unknown): void {
   if (err instanceof FencedError) {
     ctx.status = 409;
     ctx.body = { error: 'fenced', epoch: err.epoch, primary: err.primary ?? null };

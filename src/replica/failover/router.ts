@@ -18,6 +18,7 @@ import { replicaJsonBodyBytesMax } from '../../core/limits.ts';
 import type { ObjectStore } from '../../objects/types.ts';
 import { epochHeader, metaHeader, sha256Hex, streamedBodyHash, verifySignature } from '../auth.ts';
 import { ReplicaProtocolError, decodeMetaHeader } from '../messages.ts';
+import { replyError } from '../router.ts';
 import { FencedError } from '../target.ts';
 
 export const failoverPathPrefix = '/_lookahead/failover';
@@ -53,7 +54,7 @@ export function createFailoverRouter(peer: () => FailoverPeer | undefined, secre
     try {
       await next();
     } catch (err) {
-      reply(ctx, err);
+      replyError(ctx, err);
     }
   });
 
@@ -132,19 +133,4 @@ async function readJson(ctx: Koa.Context): Promise<Record<string, unknown>> {
   }
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new ReplicaProtocolError('expected an object');
   return json as Record<string, unknown>;
-}
-
-function reply(ctx: Koa.Context, err: unknown): void {
-  if (err instanceof FencedError) {
-    ctx.status = 409;
-    ctx.body = { error: 'fenced', epoch: err.epoch, primary: err.primary ?? null };
-  } else if (err instanceof ReplicaProtocolError) {
-    ctx.status = 400;
-    ctx.body = { error: 'protocol', message: err.message };
-  } else if (err instanceof S3Error) {
-    ctx.status = err.status;
-    ctx.body = { error: 's3', code: err.code, message: err.message };
-  } else {
-    throw err;
-  }
 }

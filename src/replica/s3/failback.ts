@@ -49,8 +49,9 @@ import { ResyncRunner } from '../failover/resync.ts';
 import type { FailoverState, ResyncMeta } from '../failover/state.ts';
 import type { S3Credentials } from './client.ts';
 import { createS3Client, isNoSuchBucket, isNotFound, mapS3Error } from './client.ts';
-import { checksumMetaName, etagMetaName, reservedMetaNames, seqMetaName } from './copy.ts';
+import { checksumMetaName } from './copy.ts';
 import type { S3RecordView, S3Target } from './target.ts';
+import { replicaMetaOf } from './target.ts';
 import { stateKey } from './record.ts';
 import { parseS3TargetUrl, recordLocation, targetLocation, type S3BucketMapping } from './url.ts';
 
@@ -183,25 +184,10 @@ export class S3Access {
       throw mapS3Error(err, `GET ${loc.bucket}/${loc.key}`);
     }
     const metadata = out.Metadata ?? {};
-    const targetEtag = (out.ETag ?? '').replace(/"/g, '');
     const checksum = primaryChecksum(metadata[checksumMetaName]) ?? targetChecksum(out as unknown as Record<string, unknown>);
     const meta: ObjectMeta = {
       v: objectMetaVersion,
-      bucket,
-      key,
-      size: out.ContentLength ?? 0,
-      etag: metadata[etagMetaName] ?? targetEtag,
-      seq: Number(metadata[seqMetaName] ?? 0) || 0,
-      lastModified: out.LastModified?.getTime() ?? 0,
-      headers: dropUndefined({
-        contentType: out.ContentType,
-        contentEncoding: out.ContentEncoding,
-        contentDisposition: out.ContentDisposition,
-        contentLanguage: out.ContentLanguage,
-        cacheControl: out.CacheControl,
-        expires: out.ExpiresString ?? out.Expires?.toUTCString(),
-      }),
-      userMeta: Object.fromEntries(Object.entries(metadata).filter(([name]) => !reservedMetaNames.includes(name))),
+      ...replicaMetaOf(bucket, key, out),
       tags: {},
       ...(checksum ? { checksum } : {}),
       blobs: [],
@@ -233,10 +219,6 @@ function targetChecksum(out: Record<string, unknown>): StoredChecksum | undefine
     return { algorithm, type: composite ? 'COMPOSITE' : 'FULL_OBJECT', value };
   }
   return undefined;
-}
-
-function dropUndefined<T extends object>(value: T): T {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
 }
 
 function noSuchKey(bucket: string, key: string): S3Error {

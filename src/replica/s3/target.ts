@@ -116,6 +116,48 @@ export interface S3RemoteObject extends RemoteObject {
 /** A replica's metadata read back from the target (getObject). */
 export type S3ReplicaMeta = Pick<ObjectMeta, 'bucket' | 'key' | 'size' | 'etag' | 'seq' | 'lastModified' | 'headers' | 'userMeta' | 'tags'>;
 
+/** The fields of a GET/HEAD answer every reader of a replica needs. */
+interface ReplicaHead {
+  Metadata?: Record<string, string>;
+  ETag?: string;
+  ContentLength?: number;
+  LastModified?: Date;
+  ContentType?: string;
+  ContentEncoding?: string;
+  ContentDisposition?: string;
+  ContentLanguage?: string;
+  CacheControl?: string;
+  ExpiresString?: string;
+  Expires?: Date;
+}
+
+/**
+ * The primary's metadata of a replica as the target returns it: our
+ * reserved x-amz-meta-lookahead-* names give back the primary's ETag and
+ * seq; the rest is the client's metadata. Tags are read separately.
+ */
+export function replicaMetaOf(bucket: string, key: string, out: ReplicaHead): Omit<S3ReplicaMeta, 'tags'> {
+  const metadata = out.Metadata ?? {};
+  const targetEtag = (out.ETag ?? '').replace(/"/g, '');
+  return {
+    bucket,
+    key,
+    size: out.ContentLength ?? 0,
+    etag: metadata[etagMetaName] ?? targetEtag,
+    seq: Number(metadata[seqMetaName] ?? 0) || 0,
+    lastModified: out.LastModified?.getTime() ?? 0,
+    headers: dropUndefined({
+      contentType: out.ContentType,
+      contentEncoding: out.ContentEncoding,
+      contentDisposition: out.ContentDisposition,
+      contentLanguage: out.ContentLanguage,
+      cacheControl: out.CacheControl,
+      expires: out.ExpiresString ?? out.Expires?.toUTCString(),
+    }),
+    userMeta: Object.fromEntries(Object.entries(metadata).filter(([name]) => !reservedMetaNames.includes(name))),
+  };
+}
+
 function dropUndefined<T extends object>(value: T): T {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
 }
@@ -461,25 +503,7 @@ export class S3Target implements ReplicaTarget {
     // Always asked: AWS omits x-amz-tagging-count when there are none, and
     // some servers (s3rver) never send it.
     const tags = await this.readTags(loc);
-    const targetEtag = (out.ETag ?? '').replace(/"/g, '');
-    const meta: S3ReplicaMeta = {
-      bucket,
-      key,
-      size: out.ContentLength ?? 0,
-      etag: metadata[etagMetaName] ?? targetEtag,
-      seq: Number(metadata[seqMetaName] ?? 0) || 0,
-      lastModified: out.LastModified?.getTime() ?? 0,
-      headers: dropUndefined({
-        contentType: out.ContentType,
-        contentEncoding: out.ContentEncoding,
-        contentDisposition: out.ContentDisposition,
-        contentLanguage: out.ContentLanguage,
-        cacheControl: out.CacheControl,
-        expires: out.ExpiresString ?? out.Expires?.toUTCString(),
-      }),
-      userMeta: Object.fromEntries(Object.entries(metadata).filter(([name]) => !reservedMetaNames.includes(name))),
-      tags,
-    };
+    const meta: S3ReplicaMeta = { ...replicaMetaOf(bucket, key, out), tags };
     return { meta, body: out.Body as Readable };
   }
 
