@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { CreateBucketCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChaosProxy, prng } from '../hardening/chaos-proxy.ts';
-import { WriteLoad, cli, client, kill, serve, sleep, status, type Proc } from './procs.ts';
+import { WriteLoad, cli, client, kill, serve, sleep, status, type Proc, portOf, until } from './procs.ts';
 
 let dir: string;
 const procs: Proc[] = [];
@@ -26,18 +26,6 @@ afterAll(async () => {
   await Promise.all(proxies.map((p) => p.close()));
   if (dir) await rm(dir, { recursive: true, force: true });
 });
-
-const portOf = (url: string) => Number(new URL(url).port);
-
-async function until<T>(what: string, fn: () => Promise<T | undefined>, maxMs = 30_000): Promise<T> {
-  const end = Date.now() + maxMs;
-  for (let i = 0; Date.now() < end; i++) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    await sleep(200);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 // Prediction off: R holds exactly the keys written (no groups). Default
 // predictors: R holds prefix groups, which the resync expands by listing.

@@ -11,7 +11,7 @@ import { CreateBucketCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChaosProxy, prng } from '../hardening/chaos-proxy.ts';
 import { adminCall } from '../../src/cli/admin-client.ts';
-import { cli, client, keys, kill, serve, sleep, status, type Proc } from './procs.ts';
+import { cli, client, keys, kill, serve, sleep, status, type Proc, portOf, until } from './procs.ts';
 
 let dir: string;
 const procs: Proc[] = [];
@@ -26,8 +26,6 @@ afterAll(async () => {
   await Promise.all(proxies.map((p) => p.close()));
   if (dir) await rm(dir, { recursive: true, force: true });
 });
-
-const portOf = (url: string) => Number(new URL(url).port);
 
 async function start(args: string[]): Promise<Proc> {
   const p = await serve(args);
@@ -49,16 +47,6 @@ async function put(url: string, bucket: string, key: string, body = key): Promis
       () => undefined,
       (err: Error) => err.name,
     );
-}
-
-async function until<T>(what: string, fn: () => Promise<T | undefined>, maxMs = 30_000): Promise<T> {
-  const end = Date.now() + maxMs;
-  for (let i = 0; Date.now() < end; i++) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    await sleep(200);
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 /** A primary/secondary pair, the primary reaching the secondary through a proxy. */

@@ -19,6 +19,19 @@ const env = {
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+export const portOf = (url: string) => Number(new URL(url).port);
+
+/** Polls `fn` every 200 ms until it yields a value; fails after `maxMs`. */
+export async function until<T>(what: string, fn: () => Promise<T | undefined>, maxMs = 30_000): Promise<T> {
+  const end = Date.now() + maxMs;
+  while (Date.now() < end) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    await sleep(200);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
 export interface Proc {
   child: ChildProcess;
   url: string;

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultPredictorConfig, startSite, type RunningSite } from '../../src/cli/site.ts';
 import { rawRequest, type Target } from '../helpers/http.ts';
 import { sleep } from './harness.ts';
+import { pairReplication, siteBase } from '../helpers/sites.ts';
 
 const keys = { accessKeyId: 'SECFULLACCESSKEY0001', secretAccessKey: 'secondary-full-secret-0123456789abcdefg' };
 
@@ -45,15 +46,8 @@ async function status(): Promise<{ queueDepth: number; peer: string }> {
 describe.skipIf(mounted.dir === undefined)('the secondary runs out of disk', () => {
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'lookahead-secfull-p-'));
-    const common = {
-      host: '127.0.0.1',
-      port: 0,
-      region: 'us-east-1',
-      anonymousReadBuckets: [],
-      logLevel: process.env.LOOKAHEAD_TEST_LOG ?? 'silent',
-      env: { LOOKAHEAD_ACCESS_KEY: keys.accessKeyId, LOOKAHEAD_SECRET_KEY: keys.secretAccessKey },
-    };
-    const replication = { secret: 'secfull-replication-secret-0123456789', onSecondaryDown: 'degraded' as const, predictors: defaultPredictorConfig };
+    const common = siteBase(keys);
+    const replication = pairReplication('secfull-replication-secret-0123456789');
     secondary = await startSite({ ...common, role: 'secondary', dataDir: join(mounted.dir!, 'data'), replication });
     primary = await startSite({ ...common, role: 'primary', dataDir: join(dir, 'primary'), replication: { ...replication, secondaryUrl: secondary.endpoint } });
   }, 60_000);

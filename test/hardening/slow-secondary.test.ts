@@ -12,6 +12,7 @@ import { defaultPredictorConfig, startSite, type RunningSite } from '../../src/c
 import { rawRequest, type Target } from '../helpers/http.ts';
 import { ChaosProxy, calm, prng } from './chaos-proxy.ts';
 import { sleep } from './harness.ts';
+import { pairReplication, siteBase } from '../helpers/sites.ts';
 
 const keys = { accessKeyId: 'SLOWSECACCESSKEY0001', secretAccessKey: 'slow-secondary-secret-0123456789abcdefg' };
 const objects = 64;
@@ -34,15 +35,8 @@ async function queueDepth(): Promise<number> {
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'lookahead-slow-'));
-  const common = {
-    host: '127.0.0.1',
-    port: 0,
-    region: 'us-east-1',
-    anonymousReadBuckets: [],
-    logLevel: process.env.LOOKAHEAD_TEST_LOG ?? 'silent',
-    env: { LOOKAHEAD_ACCESS_KEY: keys.accessKeyId, LOOKAHEAD_SECRET_KEY: keys.secretAccessKey },
-  };
-  const replication = { secret: 'slow-replication-secret-0123456789', onSecondaryDown: 'degraded' as const, predictors: defaultPredictorConfig };
+  const common = siteBase(keys);
+  const replication = pairReplication('slow-replication-secret-0123456789');
   secondary = await startSite({ ...common, role: 'secondary', dataDir: join(dir, 'secondary'), replication });
   proxy = new ChaosProxy(secondary.port, prng(7));
   await proxy.listen();

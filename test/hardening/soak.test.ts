@@ -17,6 +17,7 @@ import { defaultPredictorConfig, startSite, type RunningSite } from '../../src/c
 import { signer, type Target } from '../helpers/http.ts';
 import { ChaosProxy, calm, prng, type ChaosSettings } from './chaos-proxy.ts';
 import { sleep } from './harness.ts';
+import { pairReplication, siteBase } from '../helpers/sites.ts';
 
 const soakSeconds = Number(process.env.SOAK_SECONDS ?? 20);
 const seed = Number(process.env.SOAK_SEED ?? Date.now() % 1_000_000);
@@ -38,15 +39,8 @@ let proxy: ChaosProxy;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'lookahead-soak-'));
-  const common = {
-    host: '127.0.0.1',
-    port: 0,
-    region: 'us-east-1',
-    anonymousReadBuckets: [],
-    logLevel: process.env.LOOKAHEAD_TEST_LOG ?? 'silent',
-    env: { LOOKAHEAD_ACCESS_KEY: keys.accessKeyId, LOOKAHEAD_SECRET_KEY: keys.secretAccessKey },
-  };
-  const replication = { secret: 'soak-replication-secret-0123456789', onSecondaryDown: 'degraded' as const, predictors: defaultPredictorConfig };
+  const common = siteBase(keys);
+  const replication = pairReplication('soak-replication-secret-0123456789');
   secondary = await startSite({ ...common, role: 'secondary', dataDir: join(dir, 'secondary'), replication });
   proxy = new ChaosProxy(secondary.port, prng(seed));
   await proxy.listen();
