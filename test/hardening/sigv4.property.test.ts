@@ -11,6 +11,7 @@ import { SignatureV4 } from '@smithy/signature-v4';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { S3Error } from '../../src/core/errors.ts';
+import { canonicalQuery, parseQuery } from '../../src/gateway/auth/canonical.ts';
 import { verifyRequest, type SignedRequest } from '../../src/gateway/auth/sigv4.ts';
 
 const accessKeyId = 'AKIAPROPERTYTEST0001';
@@ -67,8 +68,16 @@ function code(fn: () => unknown): string | undefined {
 }
 
 const text = fc.string({ unit: 'grapheme', maxLength: 20 }).filter((s) => !s.includes('\0'));
-/** Parameter names: non-empty, not SigV4's own presign parameters. */
-const paramName = fc.string({ unit: 'grapheme', minLength: 1, maxLength: 12 }).filter((s) => !s.includes('\0') && !/^X-Amz-/i.test(s));
+/**
+ * Parameter names: non-empty, not SigV4's own presign parameters, and not
+ * `__proto__`: the oracle (@smithy/signature-v4's getCanonicalQuery) gathers
+ * parameters in a plain `{}`, where that name sets the prototype instead of
+ * a key, so smithy signs a wrong canonical query for it. Our verifier keeps
+ * it as an ordinary parameter (test/gateway/auth covers the canonical form).
+ */
+const paramName = fc
+  .string({ unit: 'grapheme', minLength: 1, maxLength: 12 })
+  .filter((s) => !s.includes('\0') && !/^X-Amz-/i.test(s) && s !== '__proto__');
 const params = fc.array(fc.tuple(paramName, text), { maxLength: 6 });
 /** Header values node would hand us: printable ASCII, no leading/trailing space (node trims), runs of spaces inside. */
 const headerValue = fc
@@ -123,5 +132,11 @@ describe('SigV4 canonicalisation properties', () => {
       }),
       { numRuns: 200 },
     );
+  });
+});
+
+describe('a query parameter named __proto__', () => {
+  it('is an ordinary parameter in the canonical query', () => {
+    expect(canonicalQuery(parseQuery('b=2&__proto__=x&a=1'))).toBe('__proto__=x&a=1&b=2');
   });
 });
