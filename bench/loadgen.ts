@@ -341,7 +341,25 @@ export async function runMultipart(client: S3Http, bucket: string, spec: Multipa
 export interface ThroughputSample {
   mbPerSec: number[];
   medianMbPerSec: number;
+  /** Server CPU (user + system) per GET in ms, when the server's pid was given. */
+  cpuMsPerGet?: number;
 }
+
+/** User + system CPU of a local process in ms, from /proc (Linux; undefined elsewhere). */
+function processCpuMs(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the ")" closing the command name: utime is the 12th, stime the 13th.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / clockTicksPerSecond;
+  } catch {
+    return undefined;
+  }
+}
+
+/** USER_HZ: 100 on every Linux build that matters (getconf CLK_TCK). */
+const clockTicksPerSecond = 100;
 
 /** Drains one plain (unsigned) GET and returns the bytes received. */
 function rawGet(url: string, agent: http.Agent): Promise<number> {
@@ -372,10 +390,20 @@ export async function compareLargeGet(
   expectBytes: number,
   rounds: number,
   seconds: number,
+  /** Server pids, to report CPU per GET (a loaded machine makes MB/s noisy; CPU less so). */
+  pids: { s3?: number; raw?: number } = {},
 ): Promise<{ s3: ThroughputSample; raw: ThroughputSample }> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   const s3: number[] = [];
   const raw: number[] = [];
+  const cpu = { s3: 0, raw: 0 };
+  const timed = async <T>(which: 's3' | 'raw', get: () => Promise<T>): Promise<T> => {
+    const before = processCpuMs(pids[which]);
+    const out = await get();
+    const after = processCpuMs(pids[which]);
+    if (before !== undefined && after !== undefined) cpu[which] += after - before;
+    return out;
+  };
   const deadline = performance.now() + seconds * 1000;
   try {
     // One warm-up of each: page cache, JIT, connection.
@@ -383,10 +411,10 @@ export async function compareLargeGet(
     await client.ok('GET', s3Path);
     for (let i = 0; i < rounds && performance.now() < deadline; i++) {
       let t = performance.now();
-      const rb = await rawGet(rawUrl, agent);
+      const rb = await timed('raw', () => rawGet(rawUrl, agent));
       raw.push(rb / ((performance.now() - t) / 1000) / 1e6);
       t = performance.now();
-      const res = await client.ok('GET', s3Path);
+      const res = await timed('s3', () => client.ok('GET', s3Path));
       s3.push(res.bytes / ((performance.now() - t) / 1000) / 1e6);
       if (rb !== expectBytes || res.bytes !== expectBytes) {
         throw new Error(`large GET sizes: raw ${rb}, s3 ${res.bytes}, expected ${expectBytes}`);
@@ -395,8 +423,9 @@ export async function compareLargeGet(
   } finally {
     agent.destroy();
   }
+  const perGet = (which: 's3' | 'raw', n: number) => (pids[which] !== undefined && n > 0 ? { cpuMsPerGet: cpu[which] / n } : {});
   return {
-    s3: { mbPerSec: s3, medianMbPerSec: median(s3) },
-    raw: { mbPerSec: raw, medianMbPerSec: median(raw) },
+    s3: { mbPerSec: s3, medianMbPerSec: median(s3), ...perGet('s3', s3.length) },
+    raw: { mbPerSec: raw, medianMbPerSec: median(raw), ...perGet('raw', raw.length) },
   };
 }

@@ -217,16 +217,18 @@ async function largeGetSection(targets: Target[], opts: BenchOptions, report: Re
       log(`64 MiB GET on ${t.name} vs raw loopback (${opts.largeGetRounds} rounds each)`);
       const pattern = randomBytes(1024 * 1024);
       await t.client.ok('PUT', key, { body: { length: bytes, stream: () => patternStream(pattern, bytes) } });
-      const r = await compareLargeGet(t.client, key, `${raw.url}/`, bytes, opts.largeGetRounds, 120);
+      const pids = { s3: t.server.pid, raw: raw.pid };
+      const r = await compareLargeGet(t.client, key, `${raw.url}/`, bytes, opts.largeGetRounds, 120, pids);
       const ratio = r.s3.medianMbPerSec / r.raw.medianMbPerSec;
-      rows.push([t.name, fmt(r.s3.medianMbPerSec), fmt(r.raw.medianMbPerSec), `${(ratio * 100).toFixed(0)}%`]);
+      const cpuMs = (s: { cpuMsPerGet?: number }) => (s.cpuMsPerGet === undefined ? '-' : fmt(s.cpuMsPerGet));
+      rows.push([t.name, fmt(r.s3.medianMbPerSec), fmt(r.raw.medianMbPerSec), `${(ratio * 100).toFixed(0)}%`, cpuMs(r.s3), cpuMs(r.raw)]);
       json[t.name] = { ...r, ratio };
       await t.client.request('DELETE', key);
     }
     report.lines.push(
       `## 64 MiB GET vs raw loopback (medians of alternating rounds; lookahead --verify-reads ${opts.verifyReads ?? 'full'})`,
       '',
-      table(['server', 'S3 GET MB/s', 'raw loopback MB/s', 'ratio'], rows),
+      table(['server', 'S3 GET MB/s', 'raw loopback MB/s', 'ratio', 'server CPU ms/GET', 'raw server CPU ms/GET'], rows),
       '',
     );
     const la = json.lookahead as { ratio: number } | undefined;
