@@ -74,7 +74,8 @@ class Crc32cHasher implements IncrementalHasher {
 }
 
 class Crc32Hasher implements IncrementalHasher {
-  private value = 0;
+  /** The running CRC32 (zlib's, unsigned). */
+  value = 0;
   update(data: Uint8Array): void {
     this.value = zlib.crc32(data, this.value);
   }
@@ -235,6 +236,9 @@ export class DigestingTransform extends Transform {
   private readonly md5 = createHash('md5');
   private readonly hashers = new Map<ChecksumAlgorithm, IncrementalHasher>();
   private readonly sha256Hasher?: IncrementalHasher;
+  /** The CRC32 a file blob records (see trackCrc32); shares the CRC32 checksum's hasher. */
+  private blobCrc?: Crc32Hasher;
+  private ownBlobCrc = false;
   private finished?: BodyDigest;
 
   constructor(options: DigestOptions) {
@@ -254,6 +258,26 @@ export class DigestingTransform extends Transform {
     this.md5.update(chunk);
     for (const h of this.hashers.values()) h.update(chunk);
     if (this.sha256Hasher && !this.hashers.has('SHA256')) this.sha256Hasher.update(chunk);
+    if (this.ownBlobCrc) this.blobCrc!.update(chunk);
+  }
+
+  /**
+   * Also compute the CRC32 that a file blob records (reads check it), from
+   * here on; `already` are the chunks digested before (the durable write
+   * decides file or inline only after reading a head of the body). When the
+   * client asked for CRC32 as its checksum, that running value is reused
+   * rather than hashing every byte twice.
+   */
+  trackCrc32(already: readonly Buffer[]): void {
+    if (this.blobCrc) return;
+    const shared = this.hashers.get('CRC32');
+    if (shared instanceof Crc32Hasher) {
+      this.blobCrc = shared;
+      return;
+    }
+    this.blobCrc = new Crc32Hasher();
+    this.ownBlobCrc = true;
+    for (const chunk of already) this.blobCrc.update(chunk);
   }
 
   /** The digests; valid once the data has passed through. */
@@ -272,6 +296,7 @@ export class DigestingTransform extends Transform {
       md5Hex: this.md5.digest('hex'),
       checksums,
       ...(sha256Raw ? { sha256Hex: sha256Raw.toString('hex') } : {}),
+      ...(this.blobCrc ? { crc32: this.blobCrc.value >>> 0 } : {}),
     };
     return this.finished;
   }

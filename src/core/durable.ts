@@ -2,6 +2,7 @@
 // in this order (PROTOCOL.md invariant 3, "ack means durable"):
 //
 //   1. stream the body through the digest into a temp file under <dataDir>/tmp
+//      (the digest includes the CRC32 the blob records: reads check it)
 //   2. make the temp file's data durable (fdatasync, or O_DSYNC for a body
 //      that fits one write batch: same guarantee, one round trip less)
 //   3. verify the digest (callback; an S3Error rejects the body)
@@ -31,6 +32,7 @@ import { promisify } from 'node:util';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { BlobRef, BodyDigest } from '../objects/types.ts';
+import { assert } from './assert.ts';
 import { DigestingTransform, type DigestOptions } from './checksum.ts';
 import { S3Error } from './errors.ts';
 import { blobShardCount, blobShardWritesPerTurn, durableWriteBatchBytes } from './limits.ts';
@@ -211,6 +213,7 @@ export async function durableWrite<T>(input: DurableWriteInput<T>): Promise<T> {
     ? await readHead(chunks, digester, check, input.inlineMaxBytes)
     : { ended: false, buffered: [] };
   if (head.ended) return commitInline(input, digester, head.buffered);
+  digester.trackCrc32(head.buffered); // a file blob records its CRC32 (checked on read)
   const id = space.newBlobId();
   const tmpPath = join(space.tmpDir, `${id}.tmp`);
   let current: string | undefined = tmpPath;
@@ -221,7 +224,8 @@ export async function durableWrite<T>(input: DurableWriteInput<T>): Promise<T> {
     current = space.pathOf(id);
     await space.syncShardOf(id); // 5
     await input.admission; // 6
-    const result = await input.commit({ id, size: digest.size }, digest); // 7
+    assert(digest.crc32 !== undefined, 'file blob digest without its CRC32');
+    const result = await input.commit({ id, size: digest.size, crc32: digest.crc32 }, digest); // 7
     current = undefined;
     return result;
   } catch (err) {

@@ -69,6 +69,8 @@ export interface PartRecord {
   checksum?: string;
   checksumAlgorithm?: ChecksumAlgorithm;
   blobId: string;
+  /** CRC32 of the part's blob (BlobRef.crc32); absent in parts stored before it was recorded. */
+  blobCrc32?: number;
 }
 
 export interface TombstoneRecord {

@@ -66,7 +66,7 @@ export function buildCompletedMeta(upload: UploadRecord, parts: readonly PartRec
     tags: upload.attrs.tags,
     ...(checksum ? { checksum } : {}),
     partSizes: parts.map((p) => p.size),
-    blobs: parts.map((p) => ({ id: p.blobId, size: p.size })),
+    blobs: parts.map((p) => ({ id: p.blobId, size: p.size, ...(p.blobCrc32 !== undefined ? { crc32: p.blobCrc32 } : {}) })),
   };
 }
 

@@ -616,6 +616,7 @@ export class DiskObjectStore implements ObjectStore {
             lastModified: this.clock.now(),
             ...(algorithm && checksum ? { checksum, checksumAlgorithm: algorithm } : {}),
             blobId: blob.id,
+            ...(blob.crc32 !== undefined ? { blobCrc32: blob.crc32 } : {}),
           };
           this.dbs.parts.put(pk, part);
           hooks.committed({ ...intent, seq });

@@ -4,7 +4,12 @@
 import type { Readable } from 'node:stream';
 import type { ChangeHooks } from '../core/changes.ts';
 
-/** Format version byte of stored metadata records (habit 8). */
+/**
+ * Format version byte of stored metadata records (habit 8). Still 1 with
+ * `BlobRef.crc32`: the field is optional and additive, so a record written
+ * before it existed reads as "no CRC" (its reads keep the ETag/MD5 check),
+ * and an older build reading a newer record ignores the field.
+ */
 export const objectMetaVersion = 1;
 
 export type ChecksumAlgorithm = 'CRC32' | 'CRC32C' | 'CRC64NVME' | 'SHA1' | 'SHA256';
@@ -31,6 +36,12 @@ export interface ContentHeaders {
 export interface BlobRef {
   id: string;
   size: number;
+  /**
+   * zlib CRC32 (unsigned) of the blob's stored bytes, computed while they were
+   * written; GETs check every blob they read whole against it. Absent for
+   * inline blobs and for blobs written before it was recorded.
+   */
+  crc32?: number;
 }
 
 export interface ObjectMeta {
@@ -91,6 +102,8 @@ export interface BodyDigest {
   /** Base64 values for the algorithms that were asked for. */
   checksums: Partial<Record<ChecksumAlgorithm, string>>;
   sha256Hex?: string;
+  /** zlib CRC32 of the body, when asked for (DigestingTransform.trackCrc32). */
+  crc32?: number;
 }
 
 /**
