@@ -1,14 +1,20 @@
 // A blob file damaged on disk (a flipped byte, truncated, extended) is
 // detected while it streams: the client never receives a complete body of
-// wrong bytes (the connection is cut before the last chunk), the log names
-// the object and the request id, and the gateway keeps serving.
+// wrong bytes (the connection is cut before the last chunk, or a 500 when
+// nothing had left yet), the log names the object and the request id, and
+// the gateway keeps serving. Blobs are checked against the CRC32 recorded
+// when they were written; records from before that (no CRC32) by the
+// ETag's MD5.
 
 import { createHash } from 'node:crypto';
+import zlib from 'node:zlib';
 import { appendFile, open, stat, truncate } from 'node:fs/promises';
 import http from 'node:http';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { inlineBodyBytesMax, readChunkBytes } from '../../src/core/limits.ts';
+import { inlineBodyBytesMax, largeReadChunkBytes, largeReadFromBytes, readChunkBytes } from '../../src/core/limits.ts';
+import { objectKey, openMetaDb, openMetaDbs } from '../../src/objects/meta-db.ts';
+import type { ObjectMeta } from '../../src/objects/types.ts';
 import { rawRequest, signer, xmlText, type Target } from '../helpers/http.ts';
 import { capturingLogger, dataFiles, sleep, startHardGateway, type HardGateway } from './harness.ts';
 
@@ -17,9 +23,10 @@ const bucket = 'damaged';
 const logLines: string[] = [];
 let gw: HardGateway;
 let t: Target;
+let root: ReturnType<typeof openMetaDb>;
 
 beforeAll(async () => {
-  gw = await startHardGateway({ pairs: [pair], logger: capturingLogger(logLines) });
+  gw = await startHardGateway({ pairs: [pair], logger: capturingLogger(logLines), openDb: (dir) => (root = openMetaDb(dir)) });
   t = gw.as();
   expect((await rawRequest(t, { method: 'PUT', path: `/${bucket}` })).status).toBe(200);
 });
@@ -130,7 +137,7 @@ describe('a damaged blob is not served as good', () => {
     expect(d.status).toBe(200);
     expect(d.complete, 'a complete body would pass bad bytes as good').toBe(false);
     expect(d.body.length).toBeLessThan(body.length);
-    expect(await logMentions(d.requestId, 'does not match the stored ETag')).toBe(true);
+    expect(await logMentions(d.requestId, `of bytes 0-${body.length - 1} does not match the stored CRC32`)).toBe(true);
     expect(logLines.find((l) => l.includes(d.requestId))).toContain('flipped');
     await stillServes();
   });
@@ -140,7 +147,25 @@ describe('a damaged blob is not served as good', () => {
     const file = await putAndFindBlob('flipped-tail', body);
     await flipByte(file, body.length - 1);
     const d = await download(`/${bucket}/flipped-tail`);
-    expect(d.complete).toBe(false);
+    // Two chunks: the first is still held when the second fails the CRC, so
+    // nothing has left and the answer is a 500; never a complete 200.
+    expect(d.status === 200 && d.complete).toBe(false);
+    expect(d.body.equals(body)).toBe(false);
+    await stillServes();
+  });
+
+  it('a large single PUT (read in large chunks) with a flipped byte is cut short', async () => {
+    const body = payload(largeReadFromBytes + 3 * largeReadChunkBytes + 5, 11);
+    const file = await putAndFindBlob('large-flipped', body);
+    const good = await download(`/${bucket}/large-flipped`);
+    expect(good.complete).toBe(true);
+    expect(good.body.equals(body)).toBe(true);
+    await flipByte(file, largeReadFromBytes + 17);
+    const bad = await download(`/${bucket}/large-flipped`);
+    expect(bad.status).toBe(200);
+    expect(bad.complete).toBe(false);
+    expect(bad.body.length).toBeLessThan(body.length);
+    expect(await logMentions(bad.requestId, 'does not match the stored CRC32')).toBe(true);
     await stillServes();
   });
 
@@ -156,7 +181,7 @@ describe('a damaged blob is not served as good', () => {
     expect(r.headers.etag, 'no object headers on the error').toBeUndefined();
     expect(r.text).not.toContain(gw.dataDir);
     const requestId = String(r.headers['x-amz-request-id']);
-    expect(await logMentions(requestId, 'does not match the stored ETag')).toBe(true);
+    expect(await logMentions(requestId, 'does not match the stored CRC32')).toBe(true);
     await stillServes();
   });
 
@@ -186,61 +211,145 @@ describe('a damaged blob is not served as good', () => {
     await stillServes();
   });
 
-  it('a multipart object with a flipped byte in one part is cut short', async () => {
-    const part1 = payload(5 * 1024 * 1024, 6);
-    const part2 = payload(213 * 1024 + 17, 7);
-    const create = await rawRequest(t, { method: 'POST', path: `/${bucket}/mpu`, query: { uploads: '' } });
-    const uploadId = /<UploadId>([^<]+)</.exec(create.text)![1]!;
-    const etags: string[] = [];
-    for (const [i, part] of [part1, part2].entries()) {
-      const r = await rawRequest(t, { method: 'PUT', path: `/${bucket}/mpu`, query: { partNumber: String(i + 1), uploadId }, body: part });
-      etags.push(String(r.headers.etag));
-    }
-    const xml = `<CompleteMultipartUpload>${etags.map((e, i) => `<Part><PartNumber>${i + 1}</PartNumber><ETag>${e}</ETag></Part>`).join('')}</CompleteMultipartUpload>`;
-    expect((await rawRequest(t, { method: 'POST', path: `/${bucket}/mpu`, query: { uploadId }, body: xml })).status).toBe(200);
+  it('a multipart object with a flipped byte in one part is cut short, naming that part', async () => {
+    const parts = [payload(5 * 1024 * 1024, 6), payload(213 * 1024 + 17, 7)];
+    const blobs = await multipartPut('mpu', parts);
     const good = await download(`/${bucket}/mpu`);
     expect(good.complete).toBe(true);
-    expect(good.body.equals(Buffer.concat([part1, part2]))).toBe(true);
-    // Damage the second part's blob: the smaller of the object's files.
-    const files = await dataFiles(gw.dataDir);
-    const sized = await Promise.all(files.map(async (f) => ({ f, size: (await stat(f)).size })));
-    const second = sized.find((s) => s.size === part2.length)!;
-    await flipByte(second.f, 10);
+    expect(good.body.equals(Buffer.concat(parts))).toBe(true);
+    await flipByte(blobs[1]!, 10);
     const bad = await download(`/${bucket}/mpu`);
     expect(bad.complete).toBe(false);
-    expect(await logMentions(bad.requestId, 'does not match the stored ETag')).toBe(true);
+    const part2 = `${parts[0]!.length}-${parts[0]!.length + parts[1]!.length - 1}`;
+    expect(await logMentions(bad.requestId, `of bytes ${part2} does not match the stored CRC32`)).toBe(true);
     await stillServes();
+  });
+
+  it('a ranged or partNumber read that spans a whole part checks it; a range inside a part is size-only', async () => {
+    const parts = [payload(5 * 1024 * 1024, 12), payload(5 * 1024 * 1024 + 9, 13), payload(100 * 1024, 14)];
+    const blobs = await multipartPut('mpu-ranged', parts);
+    const p1 = parts[0]!.length;
+    const p2 = p1 + parts[1]!.length;
+    const spanning = `bytes=${p1 - 100}-${p2 + 100}`; // all of part 2, a bit of 1 and 3
+    const whole = Buffer.concat(parts);
+    const good = await download(`/${bucket}/mpu-ranged`, { range: spanning });
+    expect(good.complete).toBe(true);
+    expect(good.body.equals(whole.subarray(p1 - 100, p2 + 101))).toBe(true);
+    await flipByte(blobs[1]!, 1000);
+    const bad = await download(`/${bucket}/mpu-ranged`, { range: spanning });
+    expect(bad.status).toBe(206);
+    expect(bad.complete).toBe(false);
+    expect(await logMentions(bad.requestId, `of bytes ${p1}-${p2 - 1} does not match the stored CRC32`)).toBe(true);
+    const byNumber = await download(`/${bucket}/mpu-ranged?partNumber=2`);
+    expect(byNumber.status === 206 && byNumber.complete).toBe(false);
+    // Part 3 is intact and read whole; part 1 is read only in part (not checkable).
+    const partThree = await download(`/${bucket}/mpu-ranged`, { range: `bytes=${p2}-${whole.length - 1}` });
+    expect(partThree.complete).toBe(true);
+    expect(partThree.body.equals(parts[2]!)).toBe(true);
+    await flipByte(blobs[0]!, 50);
+    const inside = await download(`/${bucket}/mpu-ranged`, { range: 'bytes=0-99999' });
+    expect(inside.complete, 'a range inside a blob has only its length checked').toBe(true);
+    await stillServes();
+  });
+
+  it('a replica of a single PUT object records its CRC32 and is verified by it', async () => {
+    const body = payload(900 * 1024 + 1, 15);
+    const added = await applyReplicaAndFindBlob('replica-single', body, createHash('md5').update(body).digest('hex'));
+    expect((await gw.store.headObject(bucket, 'replica-single')).blobs[0]?.crc32).toBe(zlib.crc32(body));
+    await flipByte(added, 123_457);
+    const bad = await download(`/${bucket}/replica-single`);
+    expect(bad.complete).toBe(false);
+    expect(await logMentions(bad.requestId, 'does not match the stored CRC32')).toBe(true);
   });
 
   it('a replica of a multipart object (one blob, recorded part sizes) is verified too', async () => {
     const parts = [payload(5 * 1024 * 1024, 9), payload(77 * 1024 + 3, 10)];
     const body = Buffer.concat(parts);
-    const digests = parts.map((p) => createHash('md5').update(p).digest());
-    const etag = `${createHash('md5').update(Buffer.concat(digests)).digest('hex')}-2`;
-    const meta = {
-      v: 1 as const,
-      bucket,
-      key: 'replica-mpu',
-      size: body.length,
-      etag,
-      lastModified: Date.now(),
-      seq: 1_000_000,
-      headers: {},
-      userMeta: {},
-      tags: {},
-      partSizes: parts.map((p) => p.length),
-      blobs: [],
-    };
-    const before = new Set(await dataFiles(gw.dataDir));
-    expect(await gw.store.applyReplica(meta, Readable.from([body]))).toBe(true);
-    const added = (await dataFiles(gw.dataDir)).filter((f) => !before.has(f));
-    expect(added).toHaveLength(1);
-    const good = await download(`/${bucket}/replica-mpu`);
-    expect(good.complete).toBe(true);
-    expect(good.body.equals(body)).toBe(true);
-    await flipByte(added[0]!, body.length - 10);
+    const added = await applyReplicaAndFindBlob('replica-mpu', body, multipartEtagOf(parts), parts.map((p) => p.length));
+    await flipByte(added, body.length - 10);
     const bad = await download(`/${bucket}/replica-mpu`);
     expect(bad.complete).toBe(false);
-    expect(await logMentions(bad.requestId, 'does not match the stored ETag')).toBe(true);
+    expect(await logMentions(bad.requestId, `of bytes 0-${body.length - 1} does not match the stored CRC32`)).toBe(true);
+  });
+
+  it('records written before blob CRC32s (none recorded) are still verified by the ETag MD5', async () => {
+    const single = payload(700 * 1024, 16);
+    const singleBlob = await putAndFindBlob('old-single', single);
+    const parts = [payload(5 * 1024 * 1024, 17), payload(50 * 1024, 18)];
+    const mpuBlobs = await multipartPut('old-mpu', parts);
+    for (const key of ['old-single', 'old-mpu']) await rewriteWithoutCrc(key);
+    const intact = await download(`/${bucket}/old-mpu`);
+    expect(intact.complete, 'an old record without CRC32 still reads').toBe(true);
+    expect(intact.body.equals(Buffer.concat(parts))).toBe(true);
+    await flipByte(singleBlob, 4000);
+    await flipByte(mpuBlobs[1]!, 7);
+    for (const key of ['old-single', 'old-mpu']) {
+      const bad = await download(`/${bucket}/${key}`);
+      expect(bad.complete, key).toBe(false);
+      expect(await logMentions(bad.requestId, 'does not match the stored ETag'), key).toBe(true);
+    }
+    await stillServes();
   });
 });
+
+/** Uploads `parts` as a multipart object; returns the part blob files in part order. */
+async function multipartPut(key: string, parts: Buffer[]): Promise<string[]> {
+  const create = await rawRequest(t, { method: 'POST', path: `/${bucket}/${key}`, query: { uploads: '' } });
+  const uploadId = /<UploadId>([^<]+)</.exec(create.text)![1]!;
+  const etags: string[] = [];
+  const blobs: string[] = [];
+  for (const [i, part] of parts.entries()) {
+    const before = new Set(await dataFiles(gw.dataDir));
+    const r = await rawRequest(t, { method: 'PUT', path: `/${bucket}/${key}`, query: { partNumber: String(i + 1), uploadId }, body: part });
+    expect(r.status, r.text).toBe(200);
+    etags.push(String(r.headers.etag));
+    const added = (await dataFiles(gw.dataDir)).filter((f) => !before.has(f));
+    expect(added).toHaveLength(1);
+    blobs.push(added[0]!);
+  }
+  const xml = `<CompleteMultipartUpload>${etags.map((e, i) => `<Part><PartNumber>${i + 1}</PartNumber><ETag>${e}</ETag></Part>`).join('')}</CompleteMultipartUpload>`;
+  expect((await rawRequest(t, { method: 'POST', path: `/${bucket}/${key}`, query: { uploadId }, body: xml })).status).toBe(200);
+  const meta = await gw.store.headObject(bucket, key);
+  expect(meta.blobs.map((b) => b.crc32), 'each part blob keeps the CRC32 of its bytes').toEqual(parts.map((p) => zlib.crc32(p)));
+  return blobs;
+}
+
+function multipartEtagOf(parts: Buffer[]): string {
+  const digests = parts.map((p) => createHash('md5').update(p).digest());
+  return `${createHash('md5').update(Buffer.concat(digests)).digest('hex')}-${parts.length}`;
+}
+
+/** Applies `body` as a secondary would (the primary's metadata, a fresh seq); returns its blob file. */
+async function applyReplicaAndFindBlob(key: string, body: Buffer, etag: string, partSizes?: number[]): Promise<string> {
+  const meta: ObjectMeta = {
+    v: 1,
+    bucket,
+    key,
+    size: body.length,
+    etag,
+    lastModified: Date.now(),
+    seq: 1_000_000 + body.length,
+    headers: {},
+    userMeta: {},
+    tags: {},
+    ...(partSizes ? { partSizes } : {}),
+    blobs: [],
+  };
+  const before = new Set(await dataFiles(gw.dataDir));
+  expect(await gw.store.applyReplica(meta, Readable.from([body]))).toBe(true);
+  const added = (await dataFiles(gw.dataDir)).filter((f) => !before.has(f));
+  expect(added).toHaveLength(1);
+  const good = await download(`/${bucket}/${key}`);
+  expect(good.complete).toBe(true);
+  expect(good.body.equals(body)).toBe(true);
+  return added[0]!;
+}
+
+/** Rewrites an object's record as a build from before blob CRC32s stored it (format v1, no crc32). */
+async function rewriteWithoutCrc(key: string): Promise<void> {
+  const objects = openMetaDbs(root).objects;
+  const meta = objects.get(objectKey(bucket, key))!;
+  expect(meta.blobs.every((b) => b.crc32 !== undefined)).toBe(true);
+  await objects.put(objectKey(bucket, key), { ...meta, blobs: meta.blobs.map(({ id, size }) => ({ id, size })) });
+  expect((await gw.store.headObject(bucket, key)).blobs.some((b) => b.crc32 !== undefined)).toBe(false);
+}
