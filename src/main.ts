@@ -173,7 +173,7 @@ export function buildProgram(): Command {
       .option('--tls-cert <file>', 'serve clients over HTTPS with this PEM certificate (chain); needs --tls-key')
       .option('--tls-key <file>', 'PEM private key for --tls-cert')
       .addOption(
-        new Option('--verify-reads <what>', 'GETs check whole stored bodies against their ETag MD5 (full) or their length only (size: faster large GETs)')
+        new Option('--verify-reads <what>', 'GETs check every stored blob they read whole against the CRC32 recorded when it was written (older records: the ETag MD5) (full), or the length only (size)')
           .choices(['full', 'size'])
           .default('full'),
       )
