@@ -5,6 +5,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import zlib from 'node:zlib';
 import {
   CopyObjectCommand,
   CreateBucketCommand,
@@ -161,6 +162,12 @@ describe('primary and secondary gateways', () => {
       expect(s.etag).toBe(p.etag);
       expect(s.data.equals(p.data)).toBe(true);
     }
+    // Each site records the CRC32 of the bytes it stored (GETs check it):
+    // per part on the primary, over the one received blob on the secondary.
+    const partBytes = 5 * 1024 * 1024;
+    const [onPrimary, onSecondary] = await Promise.all([primary.store, secondary.store].map((st) => st.headObject('photos', 'videos/big.bin')));
+    expect(onPrimary!.blobs.map((b) => b.crc32)).toEqual([0, 1, 2].map((i) => zlib.crc32(big.subarray(i * partBytes, (i + 1) * partBytes))));
+    expect(onSecondary!.blobs.map((b) => b.crc32)).toEqual([zlib.crc32(big)]);
     const tags = await secondary.client.send(new GetObjectTaggingCommand({ Bucket: 'photos', Key: '2026/11/30/img-1.jpg' }));
     expect(tags.TagSet).toEqual([{ Key: 'k', Value: 'v' }]);
     const status = repl.status();
