@@ -61,15 +61,16 @@ interface CrcSpan {
   objectOffset: number;
 }
 
-/** The non-empty file blobs that lie wholly inside [start, end] of the object. */
-function wholeBlobs(meta: ObjectMeta, start: number, end: number): { span: Omit<CrcSpan, 'crc32'>; crc32?: number }[] {
-  const out: { span: Omit<CrcSpan, 'crc32'>; crc32?: number }[] = [];
+/** The non-empty file blobs lying wholly inside [start, end] of the object,
+ * as spans of the read; crc32 undefined for a blob stored without one. */
+function wholeBlobs(meta: ObjectMeta, start: number, end: number): (Omit<CrcSpan, 'crc32'> & { crc32: number | undefined })[] {
+  const out: (Omit<CrcSpan, 'crc32'> & { crc32: number | undefined })[] = [];
   let offset = 0;
   for (const blob of meta.blobs) {
     const blobStart = offset;
     offset += blob.size;
     if (blob.size === 0 || isInlineBlobId(blob.id) || blobStart < start || offset - 1 > end) continue;
-    out.push({ span: { from: blobStart - start, to: offset - start, objectOffset: blobStart }, ...(blob.crc32 !== undefined ? { crc32: blob.crc32 } : {}) });
+    out.push({ from: blobStart - start, to: offset - start, objectOffset: blobStart, crc32: blob.crc32 });
   }
   return out;
 }
@@ -84,9 +85,9 @@ function checksFor(
   const start = range?.start ?? 0;
   const end = range?.end ?? meta.size - 1;
   const blobs = wholeBlobs(meta, start, end);
-  const spans = blobs.flatMap((b) => (b.crc32 !== undefined ? [{ ...b.span, crc32: b.crc32 }] : []));
+  const spans = blobs.flatMap(({ crc32, ...span }) => (crc32 !== undefined ? [{ ...span, crc32 }] : []));
   const whole = start === 0 && end === meta.size - 1;
-  const unrecorded = blobs.some((b) => b.crc32 === undefined);
+  const unrecorded = spans.length < blobs.length;
   if (!whole || !unrecorded || meta.size <= inlineBodyBytesMax) return { spans };
   // Blobs stored before CRC32s were recorded: the ETag's MD5, as before. Part
   // boundaries: the recorded part sizes (a replica keeps a multipart object
