@@ -31,6 +31,16 @@ export class SwappableHooks implements ChangeHooks {
   committed(change: CommittedChange): void {
     this.inner.committed(change);
   }
+
+  // A swap between admit and these reaches hooks that never saw the token:
+  // a no-op there, and the old hooks' lease ends the admission.
+  aborted(change: ChangeIntent): void {
+    this.inner.aborted?.(change);
+  }
+
+  async settled(change: CommittedChange): Promise<void> {
+    await this.inner.settled?.(change);
+  }
 }
 
 /** Every write admitted; its key tracked durably with the commit. */
@@ -56,5 +66,7 @@ export function startGate(inner: ChangeHooks, open: () => boolean, message: () =
       return inner.admit(change);
     },
     committed: (change) => inner.committed(change),
+    aborted: (change) => inner.aborted?.(change),
+    settled: async (change) => inner.settled?.(change),
   };
 }
