@@ -43,7 +43,8 @@ export class HookedWrite {
       this.abort();
       throw err;
     }
-    if (this.done !== undefined) await this.hooks.settled?.(this.done);
+    const settling = this.done === undefined ? undefined : this.hooks.settled?.(this.done);
+    if (settling !== undefined) await settling;
     return result;
   }
 

@@ -323,8 +323,8 @@ export class PrimaryReplicator implements ChangeHooks {
   }
 
   /** After the commit, before the client's ack (claim 2 mode only). */
-  async settled(change: CommittedChange): Promise<void> {
-    await this.syncCopier.settle(change);
+  settled(change: CommittedChange): Promise<void> {
+    return this.syncCopier.settle(change);
   }
 
   /**

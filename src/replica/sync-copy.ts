@@ -59,6 +59,8 @@ export interface SyncCopierOptions {
 
 export type SyncCopyCounts = Record<SyncCopyOutcome, number> & { bytes: number; objects: number };
 
+const nothingToWait: Promise<void> = Promise.resolve();
+
 export class SyncCopier {
   /** Committed misses whose ack waits for settle(): token -> Q key. */
   private readonly expected = new Map<WriteToken, string>();
@@ -102,11 +104,16 @@ export class SyncCopier {
     this.options.toCopier(qkey); // whatever Q holds, the copier settles it
   }
 
-  /** After the commit, before the ack: copy, then let the Q entry go. */
-  async settle(change: CommittedChange): Promise<void> {
+  /** After the commit, before the ack: copy, then let the Q entry go.
+   * Anything else (hits, mode off) returns a settled promise at once. */
+  settle(change: CommittedChange): Promise<void> {
     const qkey = change.token === undefined ? undefined : this.expected.get(change.token);
-    if (qkey === undefined || change.token === undefined) return;
+    if (qkey === undefined || change.token === undefined) return nothingToWait;
     this.expected.delete(change.token);
+    return this.copyBeforeAck(change, qkey);
+  }
+
+  private async copyBeforeAck(change: CommittedChange, qkey: string): Promise<void> {
     if (this.stopped || !this.options.peerUp()) return this.leave(change, qkey, 'peer-down');
     const { durable } = this.options;
     const entry = durable.qGet(qkey);

@@ -77,7 +77,7 @@ export class WriteStats {
         this.committed(change);
       },
       aborted: (change) => inner.aborted?.(change),
-      settled: async (change) => inner.settled?.(change),
+      settled: (change) => inner.settled?.(change) ?? Promise.resolve(),
     };
   }
 

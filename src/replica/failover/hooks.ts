@@ -13,6 +13,9 @@ import { NotPrimaryError } from '../../core/errors.ts';
 import { queueKeyOf } from '../primary.ts';
 import type { FailoverState } from './state.ts';
 
+/** Pass-through hooks return the inner promise as is: no extra hop per write. */
+const settledAlready: Promise<void> = Promise.resolve();
+
 export class SwappableHooks implements ChangeHooks {
   constructor(private inner: ChangeHooks) {}
 
@@ -38,8 +41,8 @@ export class SwappableHooks implements ChangeHooks {
     this.inner.aborted?.(change);
   }
 
-  async settled(change: CommittedChange): Promise<void> {
-    await this.inner.settled?.(change);
+  settled(change: CommittedChange): Promise<void> {
+    return this.inner.settled?.(change) ?? settledAlready;
   }
 }
 
@@ -67,6 +70,6 @@ export function startGate(inner: ChangeHooks, open: () => boolean, message: () =
     },
     committed: (change) => inner.committed(change),
     aborted: (change) => inner.aborted?.(change),
-    settled: async (change) => inner.settled?.(change),
+    settled: (change) => inner.settled?.(change) ?? settledAlready,
   };
 }
