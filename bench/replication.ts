@@ -4,7 +4,8 @@
 //                   primary: miss rate, peak record size, PUT p50/p99
 //   repl-delay      an injected inter-site delay (bench/delay-proxy.ts, 20 ms
 //                   each way): hit-path PUT latency vs replication off vs
-//                   every write synchronous
+//                   every write synchronous; miss PUT latency with and
+//                   without --sync-copy-on-miss (claim 2)
 // Skipped, with a message, while `serve --help` has no `--role`.
 
 import { mkdtempSync } from 'node:fs';
@@ -512,16 +513,27 @@ async function delaySection(opts: BenchOptions, root: string, help: string, repo
     primaries.push(primary.client);
     const mk = (name: string, put: PutFn, metricsOf?: S3Http): LatencyMode => ({ name, put, metricsOf, latencies: [], errors: 0, next: 0 });
     const modes = [mk('off (single site)', putVia(off.client)), mk('look-ahead record', putVia(primary.client), primary.client)];
-    if (/--predictors\b/.test(help)) {
-      // "--predictors ," enables none: every new key misses and waits a round trip.
-      const bareSecondary = await site('bare-secondary', ['--role', 'secondary', '--replication-secret', replicationSecret]);
-      const bareProxy = await proxyTo(bareSecondary);
-      const barePrimary = await site('bare-primary', [
-        '--role', 'primary', '--secondary', bareProxy.url, '--replication-secret', replicationSecret, '--predictors', ',',
+    // "--predictors ," enables none: every new key misses and waits a round trip.
+    const missPrimary = async (name: string, extra: string[]): Promise<Site> => {
+      const s2 = await site(`${name}-secondary`, ['--role', 'secondary', '--replication-secret', replicationSecret]);
+      const p2 = await proxyTo(s2);
+      const primary2 = await site(`${name}-primary`, [
+        '--role', 'primary', '--secondary', p2.url, '--replication-secret', replicationSecret, '--predictors', ',', ...extra,
       ]);
-      warm.push(barePrimary.client);
-      primaries.push(barePrimary.client);
-      modes.push(mk('record, predictors off (every new key misses)', putVia(barePrimary.client), barePrimary.client));
+      warm.push(primary2.client);
+      primaries.push(primary2.client);
+      return primary2;
+    };
+    let missRows: { off: number; on: number } | undefined;
+    if (/--predictors\b/.test(help)) {
+      const bare = await missPrimary('bare', []);
+      modes.push(mk('record, predictors off (every new key misses)', putVia(bare.client), bare.client));
+      if (/--sync-copy-on-miss\b/.test(help)) {
+        // Claim 2: the same misses, each acked only once S holds the data.
+        const syncMiss = await missPrimary('sync-miss', ['--sync-copy-on-miss']);
+        modes.push(mk('predictors off, --sync-copy-on-miss', putVia(syncMiss.client), syncMiss.client));
+        missRows = { off: modes.length - 2, on: modes.length - 1 };
+      }
     }
     let syncNote: string;
     if (sync) {
@@ -560,11 +572,19 @@ async function delaySection(opts: BenchOptions, root: string, help: string, repo
       '',
       `Hit-path p50 vs replication off: ${((onP50 / offP50 - 1) * 100).toFixed(1)}% (target within 10%). ${syncNote}`,
       '',
+      ...(missRows ? [missCopyNote(rows[missRows.off]!.p50, rows[missRows.on]!.p50, opts.delayMs), ''] : []),
     );
     report.json.replicationDelay = Object.fromEntries(modes.map((m, i) => [m.name, rows[i]!.json]));
   } finally {
     for (const close of closers.reverse()) await close().catch(() => undefined);
   }
+}
+
+/** Miss PUT p50 with --sync-copy-on-miss on vs off (same run, interleaved). */
+function missCopyNote(offP50: number, onP50: number, delayMs: number): string {
+  return `Miss p50 with \`--sync-copy-on-miss\` vs without: ${fmt(onP50, 2)} vs ${fmt(offP50, 2)} ms ` +
+    `(+${fmt(onP50 - offP50, 2)} ms, ${(onP50 / offP50).toFixed(2)}x; one more round trip is ${2 * delayMs} ms): ` +
+    'the record message, then the copy, each a round trip; hits stay asynchronous.';
 }
 
 export async function runReplicationSection(opts: BenchOptions, root: string, report: Report): Promise<void> {

@@ -38,6 +38,7 @@ interface ServeFlags {
   primaryUrl?: string;
   replicationSecret?: string;
   onSecondaryDown?: 'degraded' | 'refuse';
+  syncCopyOnMiss?: boolean;
   recordEntriesMax?: number;
   predictors?: string;
   tlsCert?: string;
@@ -57,6 +58,7 @@ function replicationConfig(flags: ServeFlags): SiteConfig['replication'] {
   return {
     ...(secret ? { secret } : {}),
     onSecondaryDown: flags.onSecondaryDown ?? 'degraded',
+    ...(flags.syncCopyOnMiss ? { syncCopyOnMiss: true } : {}),
     predictors: flags.predictors !== undefined
       ? { ...defaultPredictorConfig, enabled: parsePredictorNames(flags.predictors) }
       : defaultPredictorConfig,
@@ -65,6 +67,9 @@ function replicationConfig(flags: ServeFlags): SiteConfig['replication'] {
     ...(flags.recordEntriesMax ? { recordEntriesMax: flags.recordEntriesMax } : {}),
   };
 }
+
+const syncCopyHelp =
+  'primary: acknowledge a write that missed the record only once its data (or delete) is on the secondary too (claim 2; hits stay asynchronous)';
 
 function positiveInt(value: string): number {
   const n = Number(value);
@@ -168,6 +173,7 @@ export function buildProgram(): Command {
           .choices(['degraded', 'refuse'])
           .default('degraded'),
       )
+      .option('--sync-copy-on-miss', syncCopyHelp)
       .option('--record-entries-max <n>', 'primary: the record size limit (misses wait for room past it)', positiveInt)
       .option('--predictors <list>', `primary: predictors on (default ${defaultPredictorConfig.enabled.join(',')})`)
       .option('--tls-cert <file>', 'serve clients over HTTPS with this PEM certificate (chain); needs --tls-key')
@@ -191,8 +197,9 @@ export function buildProgram(): Command {
     .description('the main job on embedded defaults: a primary on 127.0.0.1:9000 replicating to a secondary on 127.0.0.1:9001')
     .option('--data <dir>', 'data directory (primary/ and secondary/ under it)', './data')
     .option('--log-level <level>', 'pino log level (logs go to stderr)', 'warn')
-    .action(async (flags: { data: string; logLevel: string }) => {
-      const sites = await startPair(resolve(flags.data), flags.logLevel);
+    .option('--sync-copy-on-miss', syncCopyHelp)
+    .action(async (flags: { data: string; logLevel: string; syncCopyOnMiss?: boolean }) => {
+      const sites = await startPair(resolve(flags.data), flags.logLevel, flags.syncCopyOnMiss === true);
       stopOnSignals(sites);
     });
 
@@ -222,7 +229,7 @@ async function pairSecret(dataDir: string): Promise<string> {
   }
 }
 
-async function startPair(dataDir: string, logLevel: string): Promise<RunningSite[]> {
+async function startPair(dataDir: string, logLevel: string, syncCopyOnMiss: boolean): Promise<RunningSite[]> {
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const secret = process.env.LOOKAHEAD_REPLICATION_SECRET ?? (await pairSecret(dataDir));
   const base = { region: 'us-east-1', anonymousRead: [], logLevel, replicationSecret: secret };
@@ -232,7 +239,7 @@ async function startPair(dataDir: string, logLevel: string): Promise<RunningSite
   // One key pair for both sites, so clients keep theirs after a failover.
   const env = { ...process.env, LOOKAHEAD_ACCESS_KEY: secondary.credentials.accessKeyId, LOOKAHEAD_SECRET_KEY: secondary.credentials.secretAccessKey };
   const primary = await startSite({
-    ...siteConfig({ ...base, data: join(dataDir, 'primary'), listen: defaultListen, role: 'primary', secondary: secondary.endpoint }),
+    ...siteConfig({ ...base, data: join(dataDir, 'primary'), listen: defaultListen, role: 'primary', secondary: secondary.endpoint, syncCopyOnMiss }),
     env,
   });
   printSite(primary, 'primary', secondary.credentialsGenerated);

@@ -307,6 +307,7 @@ export class SiteRoles {
       config: {
         site: `${config.host}:${config.port}`,
         onSecondaryDown: r.onSecondaryDown,
+        ...(r.syncCopyOnMiss ? { syncCopyOnMiss: true } : {}),
         ...(r.recordEntriesMax ? { recordEntriesMax: r.recordEntriesMax } : {}),
       },
       predictors: r.predictors,

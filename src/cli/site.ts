@@ -29,6 +29,9 @@ export interface ReplicationConfig {
   /** Secondary: named in the error a client gets for a write here. */
   primaryUrl?: string;
   onSecondaryDown: OnSecondaryDown;
+  /** Primary: ack a write that missed the record only once its data (or
+   * delete) is durable on the secondary too (claim 2). */
+  syncCopyOnMiss?: boolean;
   recordEntriesMax?: number;
   predictors: PredictorConfig;
 }

@@ -5,7 +5,11 @@
 // write (step 2), awaits the admission before its metadata transaction
 // (step 3: "only after a miss is acked may P commit K locally"), and calls
 // `committed` inside that transaction so the copy queue Q entry commits
-// atomically with the object (step 4).
+// atomically with the object (step 4). A write that fails after `admit`
+// calls `aborted`, so what its admission holds (record pins) goes at once
+// instead of at the end of a lease; a committed one calls `settled` after
+// its transaction and before the client's ack (claim 2's synchronous copy
+// on a miss waits there).
 
 /** What a mutating request is about to change. */
 export type ChangeKind =
@@ -25,6 +29,21 @@ export interface ChangeIntent {
   key: string;
   /** Set for mpu-* kinds and for a Complete (kind 'put'). */
   uploadId?: string;
+  /** This one write, from `admit` to `committed` or `aborted` (see
+   * newWriteToken). Absent: hooks fall back to matching by name. */
+  token?: WriteToken;
+}
+
+/**
+ * Identifies one write across the hooks. Admissions are found by it, never
+ * by key alone: two writers of one key hold separate admissions, and the
+ * one that fails must not release the other's (a key-only release could
+ * unpin record entries a concurrent writer still needs).
+ */
+export type WriteToken = symbol;
+
+export function newWriteToken(): WriteToken {
+  return Symbol('write');
 }
 
 /** Result of admission: `hit` when the record already covered the change. */
@@ -50,6 +69,18 @@ export interface ChangeHooks {
    * Writes done here (Q entries) commit or roll back with the object.
    */
   committed(change: CommittedChange): void;
+  /**
+   * The write admitted with `change.token` will not commit (its body
+   * failed, a check refused it, its transaction failed): release what its
+   * admission holds. Called after the admission settled; without a token,
+   * or for a token already committed or released, a no-op.
+   */
+  aborted?(change: ChangeIntent): void;
+  /**
+   * Called after the commit transaction, before the client's ack; resolves
+   * when the ack may go. Never rejects: the change is committed already.
+   */
+  settled?(change: CommittedChange): Promise<void>;
 }
 
 /** Replication off: every write is admitted at once, nothing is queued. */

@@ -93,6 +93,10 @@ export const copyRetryMaxMs = 30_000;
 /** An admission not committed within this time (a write that failed after
  * admit) stops pinning its record entries; a commit after it re-checks. */
 export const admissionLeaseMs = 60 * 60 * 1000;
+/** Synchronous copies on a miss (claim 2) committed and not yet settled;
+ * past it a miss's copy is left to the copier (acked as a hit would be)
+ * rather than the map growing with writes in flight. */
+export const syncCopiesPendingMax = 100_000;
 /** Inter-site request timestamps may differ from ours by this much (replay window). */
 export const replicaAuthSkewMs = 5 * 60 * 1000;
 /** JSON bodies of inter-site requests (record messages, sessions). */

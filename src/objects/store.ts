@@ -8,7 +8,12 @@
 //      re-checks, takes the next `seq`, writes the records and calls
 //      hooks.committed({...intent, seq}) so replication's queue entry commits
 //      with it
-//   5. after the commit: unlink replaced blobs (deferred while readers pin them)
+//   5. after the commit: hooks.settled (the ack may wait on the secondary:
+//      claim 2's synchronous copy on a miss), then unlink replaced blobs
+//      (deferred while readers pin them)
+// A failure anywhere after step 2 calls hooks.aborted with the write's token
+// (src/objects/hooked-write.ts), so its admission stops pinning record
+// entries at once rather than at the end of its lease.
 // Replica applies (applyReplica / applyReplicaDelete) are the replication
 // itself: they call neither hook, keep the primary's seq, and raise this
 // store's counter to at least that seq so a promoted secondary continues
@@ -29,6 +34,7 @@ import { BlobSpace, durableWrite, isInlineBlobId, unlinkQuietly } from '../core/
 import { EtagHasher } from '../core/etag.ts';
 import { S3Error } from '../core/errors.ts';
 import { commitErrorWaitMs, inlineBodyBytesMax, keyBytesMax, openObjectAttemptsMax, partNumberMax, partNumberMin, partSizeBytesMax, putObjectBytesMax } from '../core/limits.ts';
+import { HookedWrite } from './hooked-write.ts';
 import { scanPage } from './listing.ts';
 import {
   bucketBase, bucketEnd, bucketKey, inlineKey, objectKey, openMetaDbs, partKey, partRange, recordVersion,
@@ -175,11 +181,9 @@ export class DiskObjectStore implements ObjectStore {
     if (inline) this.dbs.inline.put(inlineKey(blob.id), inline);
   }
 
-  /** Starts the admission; the caller awaits it before committing. */
-  private admit(hooks: ChangeHooks, intent: ChangeIntent): Promise<unknown> {
-    const admission = hooks.admit(intent);
-    admission.catch(() => {}); // awaited later; avoid an unhandled rejection meanwhile
-    return admission;
+  /** Starts the admission (the caller awaits it before committing). */
+  private begin(kind: ChangeIntent['kind'], bucket: string, key: string, uploadId?: string): HookedWrite {
+    return new HookedWrite(this.hooks, { kind, bucket, key, ...(uploadId !== undefined ? { uploadId } : {}) });
   }
 
   /** One atomic, durable lmdb transaction (rolled back if `fn` throws). */
@@ -238,27 +242,29 @@ export class DiskObjectStore implements ObjectStore {
 
   async createBucket(name: string, region: string): Promise<void> {
     if (this.dbs.buckets.get(bucketKey(name))) throw alreadyOwned(name);
-    const hooks = this.hooks;
-    const intent: ChangeIntent = { kind: 'bucket-create', bucket: name, key: '' };
-    await this.admit(hooks, intent);
-    await this.txn(() => {
-      if (this.dbs.buckets.get(bucketKey(name))) throw alreadyOwned(name);
-      const seq = this.nextSeq();
-      this.dbs.buckets.put(bucketKey(name), { v: recordVersion, name, created: this.clock.now(), region });
-      hooks.committed({ ...intent, seq });
+    const w = this.begin('bucket-create', name, '');
+    await w.run(async () => {
+      await w.admission;
+      await this.txn(() => {
+        if (this.dbs.buckets.get(bucketKey(name))) throw alreadyOwned(name);
+        const seq = this.nextSeq();
+        this.dbs.buckets.put(bucketKey(name), { v: recordVersion, name, created: this.clock.now(), region });
+        w.committed(seq);
+      });
     });
   }
 
   async deleteBucket(name: string): Promise<void> {
     this.requireEmptyBucket(name);
-    const hooks = this.hooks;
-    const intent: ChangeIntent = { kind: 'bucket-delete', bucket: name, key: '' };
-    await this.admit(hooks, intent);
-    await this.txn(() => {
-      this.requireEmptyBucket(name);
-      const seq = this.nextSeq();
-      this.dbs.buckets.remove(bucketKey(name));
-      hooks.committed({ ...intent, seq });
+    const w = this.begin('bucket-delete', name, '');
+    await w.run(async () => {
+      await w.admission;
+      await this.txn(() => {
+        this.requireEmptyBucket(name);
+        const seq = this.nextSeq();
+        this.dbs.buckets.remove(bucketKey(name));
+        w.committed(seq);
+      });
     });
   }
 
@@ -293,30 +299,30 @@ export class DiskObjectStore implements ObjectStore {
     checkKey(key);
     this.requireBucket(bucket);
     this.checkConditions(bucket, key, input);
-    const hooks = this.hooks;
-    const intent: ChangeIntent = { kind: 'put', bucket, key };
-    const admission = this.admit(hooks, intent);
+    const w = this.begin('put', bucket, key);
     const algorithms = withAlgorithm(input.algorithms, input.checksumAlgorithm);
-    const { meta, replaced } = await durableWrite({
-      space: this.space,
-      body: input.body,
-      digest: { algorithms, sha256: input.sha256 },
-      verify: input.verify,
-      maxBytes: putObjectBytesMax,
-      inlineMaxBytes: this.inlineMaxBytes,
-      admission,
-      commit: (blob, digest, inline) =>
-        this.txn(() => {
-          this.requireBucket(bucket);
-          this.checkConditions(bucket, key, input);
-          this.keepInline(blob, inline);
-          const seq = this.nextSeq();
-          const meta = this.newMeta(bucket, key, input, blob, digest, seq, input.checksumAlgorithm);
-          const replaced = this.writeMeta(meta);
-          hooks.committed({ ...intent, seq });
-          return { meta, replaced };
-        }),
-    });
+    const { meta, replaced } = await w.run(() =>
+      durableWrite({
+        space: this.space,
+        body: input.body,
+        digest: { algorithms, sha256: input.sha256 },
+        verify: input.verify,
+        maxBytes: putObjectBytesMax,
+        inlineMaxBytes: this.inlineMaxBytes,
+        admission: w.admission,
+        commit: (blob, digest, inline) =>
+          this.txn(() => {
+            this.requireBucket(bucket);
+            this.checkConditions(bucket, key, input);
+            this.keepInline(blob, inline);
+            const seq = this.nextSeq();
+            const meta = this.newMeta(bucket, key, input, blob, digest, seq, input.checksumAlgorithm);
+            const replaced = this.writeMeta(meta);
+            w.committed(seq);
+            return { meta, replaced };
+          }),
+      }),
+    );
     this.releaseBlobs(replaced);
     return meta;
   }
@@ -409,15 +415,16 @@ export class DiskObjectStore implements ObjectStore {
   async deleteObject(bucket: string, key: string): Promise<void> {
     checkKey(key);
     this.requireBucket(bucket);
-    const hooks = this.hooks;
-    const intent: ChangeIntent = { kind: 'delete', bucket, key };
-    await this.admit(hooks, intent);
-    const replaced = await this.txn(() => {
-      const replaced = this.forgetBlobs(this.blobsOf(bucket, key));
-      const seq = this.nextSeq();
-      this.dbs.objects.remove(objectKey(bucket, key));
-      hooks.committed({ ...intent, seq });
-      return replaced;
+    const w = this.begin('delete', bucket, key);
+    const replaced = await w.run(async () => {
+      await w.admission;
+      return this.txn(() => {
+        const replaced = this.forgetBlobs(this.blobsOf(bucket, key));
+        const seq = this.nextSeq();
+        this.dbs.objects.remove(objectKey(bucket, key));
+        w.committed(seq);
+        return replaced;
+      });
     });
     this.releaseBlobs(replaced);
   }
@@ -437,30 +444,30 @@ export class DiskObjectStore implements ObjectStore {
       const chosen: WriteAttributes = attrs === 'copy' ? { headers: src.headers, userMeta: src.userMeta, tags: src.tags } : attrs;
       const algorithm = src.checksum?.algorithm;
       const body = reader.stream(source.range); // a bad range fails before admission
-      const hooks = this.hooks;
-      const intent: ChangeIntent = { kind: 'put', bucket: dest.bucket, key: dest.key };
-      const admission = this.admit(hooks, intent);
+      const w = this.begin('put', dest.bucket, dest.key);
       const expected = source.range ? source.range.end - source.range.start + 1 : src.size;
-      const { meta, replaced } = await durableWrite({
-        space: this.space,
-        body,
-        digest: { algorithms: algorithm ? [algorithm] : [], sha256: false },
-        verify: (d) => checkSize(d, expected),
-        maxBytes: putObjectBytesMax,
-        inlineMaxBytes: this.inlineMaxBytes,
-        admission,
-        commit: (blob, digest, inline) =>
-          this.txn(() => {
-            this.requireBucket(dest.bucket);
-            this.checkConditions(dest.bucket, dest.key, conditions);
-            this.keepInline(blob, inline);
-            const seq = this.nextSeq();
-            const meta = this.newMeta(dest.bucket, dest.key, chosen, blob, digest, seq, algorithm);
-            const replaced = this.writeMeta(meta);
-            hooks.committed({ ...intent, seq });
-            return { meta, replaced };
-          }),
-      });
+      const { meta, replaced } = await w.run(() =>
+        durableWrite({
+          space: this.space,
+          body,
+          digest: { algorithms: algorithm ? [algorithm] : [], sha256: false },
+          verify: (d) => checkSize(d, expected),
+          maxBytes: putObjectBytesMax,
+          inlineMaxBytes: this.inlineMaxBytes,
+          admission: w.admission,
+          commit: (blob, digest, inline) =>
+            this.txn(() => {
+              this.requireBucket(dest.bucket);
+              this.checkConditions(dest.bucket, dest.key, conditions);
+              this.keepInline(blob, inline);
+              const seq = this.nextSeq();
+              const meta = this.newMeta(dest.bucket, dest.key, chosen, blob, digest, seq, algorithm);
+              const replaced = this.writeMeta(meta);
+              w.committed(seq);
+              return { meta, replaced };
+            }),
+        }),
+      );
       this.releaseBlobs(replaced);
       return meta;
     } finally {
@@ -470,17 +477,18 @@ export class DiskObjectStore implements ObjectStore {
 
   async setTags(bucket: string, key: string, tags: Record<string, string>): Promise<ObjectMeta> {
     this.requireObject(bucket, key);
-    const hooks = this.hooks;
-    const intent: ChangeIntent = { kind: 'tagging', bucket, key };
-    await this.admit(hooks, intent);
-    return this.txn(() => {
-      const current = this.requireObject(bucket, key);
-      const seq = this.nextSeq();
-      // The version's seq moves too, so a replica accepts the new tags.
-      const meta: ObjectMeta = { ...current, tags, seq };
-      this.dbs.objects.put(objectKey(bucket, key), meta);
-      hooks.committed({ ...intent, seq });
-      return meta;
+    const w = this.begin('tagging', bucket, key);
+    return w.run(async () => {
+      await w.admission;
+      return this.txn(() => {
+        const current = this.requireObject(bucket, key);
+        const seq = this.nextSeq();
+        // The version's seq moves too, so a replica accepts the new tags.
+        const meta: ObjectMeta = { ...current, tags, seq };
+        this.dbs.objects.put(objectKey(bucket, key), meta);
+        w.committed(seq);
+        return meta;
+      });
     });
   }
 
@@ -529,24 +537,25 @@ export class DiskObjectStore implements ObjectStore {
     checkKey(key);
     this.requireBucket(bucket);
     const uploadId = newUploadId(this.clock.now());
-    const hooks = this.hooks;
-    const intent: ChangeIntent = { kind: 'mpu-create', bucket, key, uploadId };
-    await this.admit(hooks, intent);
-    return this.txn(() => {
-      this.requireBucket(bucket);
-      const seq = this.nextSeq();
-      const upload: UploadRecord = {
-        v: recordVersion,
-        bucket,
-        key,
-        uploadId,
-        initiated: this.clock.now(),
-        attrs,
-        ...(checksum ? { checksumAlgorithm: checksum.algorithm, checksumType: checksum.type } : {}),
-      };
-      this.dbs.uploads.put(uploadKey(bucket, key, uploadId), upload);
-      hooks.committed({ ...intent, seq });
-      return toUpload(upload);
+    const w = this.begin('mpu-create', bucket, key, uploadId);
+    return w.run(async () => {
+      await w.admission;
+      return this.txn(() => {
+        this.requireBucket(bucket);
+        const seq = this.nextSeq();
+        const upload: UploadRecord = {
+          v: recordVersion,
+          bucket,
+          key,
+          uploadId,
+          initiated: this.clock.now(),
+          attrs,
+          ...(checksum ? { checksumAlgorithm: checksum.algorithm, checksumType: checksum.type } : {}),
+        };
+        this.dbs.uploads.put(uploadKey(bucket, key, uploadId), upload);
+        w.committed(seq);
+        return toUpload(upload);
+      });
     });
   }
 
@@ -589,40 +598,40 @@ export class DiskObjectStore implements ObjectStore {
     data: { body: Readable; algorithms: ChecksumAlgorithm[]; sha256: boolean; verify: (d: BodyDigest) => void },
   ): Promise<PartInfo> {
     const { bucket, key, uploadId } = upload;
-    const hooks = this.hooks;
-    const intent: ChangeIntent = { kind: 'mpu-part', bucket, key, uploadId };
-    const admission = this.admit(hooks, intent);
+    const w = this.begin('mpu-part', bucket, key, uploadId);
     const algorithm = upload.checksumAlgorithm;
-    const { part, replaced } = await durableWrite({
-      space: this.space,
-      body: data.body,
-      digest: { algorithms: data.algorithms, sha256: data.sha256 },
-      verify: data.verify,
-      maxBytes: partSizeBytesMax,
-      inlineMaxBytes: 0, // parts stay files: Complete references them in place
-      admission,
-      commit: (blob, digest) =>
-        this.txn(() => {
-          this.requireUpload(bucket, key, uploadId);
-          const pk = partKey(uploadId, partNumber);
-          const previous = this.dbs.parts.get(pk);
-          const seq = this.nextSeq();
-          const checksum = algorithm ? digest.checksums[algorithm] : undefined;
-          const part: PartRecord = {
-            v: recordVersion,
-            partNumber,
-            etag: digest.md5Hex,
-            size: digest.size,
-            lastModified: this.clock.now(),
-            ...(algorithm && checksum ? { checksum, checksumAlgorithm: algorithm } : {}),
-            blobId: blob.id,
-            ...(blob.crc32 !== undefined ? { blobCrc32: blob.crc32 } : {}),
-          };
-          this.dbs.parts.put(pk, part);
-          hooks.committed({ ...intent, seq });
-          return { part, replaced: previous ? [previous.blobId] : [] };
-        }),
-    });
+    const { part, replaced } = await w.run(() =>
+      durableWrite({
+        space: this.space,
+        body: data.body,
+        digest: { algorithms: data.algorithms, sha256: data.sha256 },
+        verify: data.verify,
+        maxBytes: partSizeBytesMax,
+        inlineMaxBytes: 0, // parts stay files: Complete references them in place
+        admission: w.admission,
+        commit: (blob, digest) =>
+          this.txn(() => {
+            this.requireUpload(bucket, key, uploadId);
+            const pk = partKey(uploadId, partNumber);
+            const previous = this.dbs.parts.get(pk);
+            const seq = this.nextSeq();
+            const checksum = algorithm ? digest.checksums[algorithm] : undefined;
+            const part: PartRecord = {
+              v: recordVersion,
+              partNumber,
+              etag: digest.md5Hex,
+              size: digest.size,
+              lastModified: this.clock.now(),
+              ...(algorithm && checksum ? { checksum, checksumAlgorithm: algorithm } : {}),
+              blobId: blob.id,
+              ...(blob.crc32 !== undefined ? { blobCrc32: blob.crc32 } : {}),
+            };
+            this.dbs.parts.put(pk, part);
+            w.committed(seq);
+            return { part, replaced: previous ? [previous.blobId] : [] };
+          }),
+      }),
+    );
     this.releaseBlobs(replaced);
     return toPartInfo(part);
   }
@@ -634,24 +643,25 @@ export class DiskObjectStore implements ObjectStore {
   async completeMultipartUpload(bucket: string, key: string, uploadId: string, parts: CompletePart[]): Promise<ObjectMeta> {
     const upload = this.requireUpload(bucket, key, uploadId);
     validateCompleteParts(this.loadParts(uploadId), parts);
-    const hooks = this.hooks;
-    const intent: ChangeIntent = { kind: 'put', bucket, key, uploadId };
-    await this.admit(hooks, intent);
-    const { meta, replaced } = await this.txn(() => {
-      this.requireUpload(bucket, key, uploadId);
-      const stored = this.loadParts(uploadId);
-      const chosen = validateCompleteParts(stored, parts);
-      const seq = this.nextSeq();
-      const meta = buildCompletedMeta(upload, chosen, seq, this.clock.now());
-      const replaced = this.writeMeta(meta);
-      const used = new Set(chosen.map((p) => p.blobId));
-      for (const p of stored) {
-        this.dbs.parts.remove(partKey(uploadId, p.partNumber));
-        if (!used.has(p.blobId)) replaced.push(p.blobId);
-      }
-      this.dbs.uploads.remove(uploadKey(bucket, key, uploadId));
-      hooks.committed({ ...intent, seq });
-      return { meta, replaced };
+    const w = this.begin('put', bucket, key, uploadId);
+    const { meta, replaced } = await w.run(async () => {
+      await w.admission;
+      return this.txn(() => {
+        this.requireUpload(bucket, key, uploadId);
+        const stored = this.loadParts(uploadId);
+        const chosen = validateCompleteParts(stored, parts);
+        const seq = this.nextSeq();
+        const meta = buildCompletedMeta(upload, chosen, seq, this.clock.now());
+        const replaced = this.writeMeta(meta);
+        const used = new Set(chosen.map((p) => p.blobId));
+        for (const p of stored) {
+          this.dbs.parts.remove(partKey(uploadId, p.partNumber));
+          if (!used.has(p.blobId)) replaced.push(p.blobId);
+        }
+        this.dbs.uploads.remove(uploadKey(bucket, key, uploadId));
+        w.committed(seq);
+        return { meta, replaced };
+      });
     });
     this.releaseBlobs(replaced);
     return meta;
@@ -659,17 +669,18 @@ export class DiskObjectStore implements ObjectStore {
 
   async abortMultipartUpload(bucket: string, key: string, uploadId: string): Promise<void> {
     this.requireUpload(bucket, key, uploadId);
-    const hooks = this.hooks;
-    const intent: ChangeIntent = { kind: 'mpu-abort', bucket, key, uploadId };
-    await this.admit(hooks, intent);
-    const replaced = await this.txn(() => {
-      this.requireUpload(bucket, key, uploadId);
-      const stored = this.loadParts(uploadId);
-      const seq = this.nextSeq();
-      for (const p of stored) this.dbs.parts.remove(partKey(uploadId, p.partNumber));
-      this.dbs.uploads.remove(uploadKey(bucket, key, uploadId));
-      hooks.committed({ ...intent, seq });
-      return stored.map((p) => p.blobId);
+    const w = this.begin('mpu-abort', bucket, key, uploadId);
+    const replaced = await w.run(async () => {
+      await w.admission;
+      return this.txn(() => {
+        this.requireUpload(bucket, key, uploadId);
+        const stored = this.loadParts(uploadId);
+        const seq = this.nextSeq();
+        for (const p of stored) this.dbs.parts.remove(partKey(uploadId, p.partNumber));
+        this.dbs.uploads.remove(uploadKey(bucket, key, uploadId));
+        w.committed(seq);
+        return stored.map((p) => p.blobId);
+      });
     });
     this.releaseBlobs(replaced);
   }

@@ -18,6 +18,7 @@ export class ReplicaMetrics {
   readonly bytesReplicated: Counter;
   readonly objectsReplicated: Counter<'op'>;
   readonly recordMessages: Counter<'outcome'>;
+  readonly syncCopies: Counter<'outcome'>;
   private source: ReplicaGaugeSource | undefined;
 
   constructor(registry: Registry) {
@@ -42,6 +43,12 @@ export class ReplicaMetrics {
     this.recordMessages = new Counter({
       name: 'lookahead_replica_record_messages_total',
       help: 'Record messages sent to the secondary, by outcome',
+      labelNames: ['outcome'],
+      registers,
+    });
+    this.syncCopies = new Counter({
+      name: 'lookahead_replica_sync_copies_total',
+      help: 'Misses copied before their ack (--sync-copy-on-miss), by outcome: copied, or left to the copier (peer-down, failed, overflow)',
       labelNames: ['outcome'],
       registers,
     });

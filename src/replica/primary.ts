@@ -21,6 +21,8 @@ import { LastActive, chooseRemovals } from '../predict/removal.ts';
 import type { RemovalPolicy } from '../predict/removal.ts';
 import type { LocationEntry, LocationName } from '../predict/types.ts';
 import { Copier } from './copier.ts';
+import { SyncCopier } from './sync-copy.ts';
+import type { SyncCopyCounts, SyncCopyOutcome } from './sync-copy.ts';
 import type { RecordMessage, SessionInfo } from './messages.ts';
 import { replicaWireVersion } from './messages.ts';
 import type { ReplicaMetrics } from './metrics.ts';
@@ -53,6 +55,9 @@ export interface PrimaryConfig {
   sendRetryMs: number;
   /** Copies in flight at once. */
   copyConcurrency: number;
+  /** Claim 2: a miss is acked only once its data (or delete) is durable on
+   * S too (sync-copy.ts). Hits stay asynchronous. */
+  syncCopyOnMiss?: boolean;
 }
 
 export const defaultPrimaryConfig: Omit<PrimaryConfig, 'site'> = {
@@ -63,6 +68,7 @@ export const defaultPrimaryConfig: Omit<PrimaryConfig, 'site'> = {
   probeIntervalMs: 2_000,
   sendRetryMs: 200,
   copyConcurrency: 16,
+  syncCopyOnMiss: false,
 };
 
 export interface PrimaryOptions {
@@ -76,6 +82,8 @@ export interface PrimaryOptions {
   onCommitted?: (change: ChangeIntent, now: number) => void;
   metrics?: ReplicaMetrics;
   log?: (message: string, fields?: Record<string, unknown>) => void;
+  /** Told what became of each miss's synchronous copy (syncCopyOnMiss). */
+  onSyncCopy?: (change: CommittedChange, outcome: SyncCopyOutcome) => void;
 }
 
 export interface ReplicaStatus {
@@ -93,6 +101,14 @@ export interface ReplicaStatus {
   dirtyCount: number;
   pendingMisses: number;
   pendingRemovals: number;
+  /** Writes admitted and not yet committed or aborted (in flight). */
+  admissions: number;
+  /** Record entries pinned (by Q entries or in-flight admissions): these
+   * may not leave the record. */
+  pinnedEntries: number;
+  /** Claim 2 mode (--sync-copy-on-miss) and what its copies became. */
+  syncCopyOnMiss: boolean;
+  syncCopies: Omit<SyncCopyCounts, 'bytes' | 'objects'>;
 }
 
 interface Waiter {
@@ -107,6 +123,8 @@ interface Waiter {
 interface Admitted {
   ids: number[];
   dirty: boolean;
+  /** Covered by R' when admitted (no round trip). */
+  hit: boolean;
   expires: number;
 }
 
@@ -128,13 +146,15 @@ const leaseSweepMs = 1000;
 
 export class PrimaryReplicator implements ChangeHooks {
   readonly copier: Copier;
+  private readonly syncCopier: SyncCopier;
   private rPrime = new GenerationalRecord();
   private readonly lastActive = new LastActive();
   /** Pins: ids covering a queued or admitted-not-committed key. Only ids
    * without pins may leave (claims 14-15: "only locations not in Q"). */
   private readonly pins = new Map<number, number>();
   private readonly qPins = new Map<string, Set<number>>();
-  private readonly admitted = new Map<string, Admitted[]>();
+  /** By write token (one each), or by name for callers without one. */
+  private readonly admitted = new Map<string | symbol, Admitted[]>();
   private admittedCount = 0;
   private waiters: Waiter[] = [];
   /** Removed from R' (durably), not yet acked by S: "Removals leave R'
@@ -177,6 +197,19 @@ export class PrimaryReplicator implements ChangeHooks {
       metrics: options.metrics,
       log: options.log,
     });
+    this.syncCopier = new SyncCopier({
+      durable: options.durable,
+      target: options.target,
+      epoch: () => this.epoch,
+      store: () => this.store,
+      peerUp: () => this.peer === 'ok' && !this.fencedBy,
+      onSynced: (qkey) => this.onSynced(qkey),
+      toCopier: (qkey) => this.copier.notify(qkey),
+      onFenced: (err) => void this.fence(err),
+      ...(options.onSyncCopy ? { onOutcome: options.onSyncCopy } : {}),
+      ...(options.metrics ? { metrics: options.metrics } : {}),
+      ...(options.log ? { log: options.log } : {}),
+    });
     options.metrics?.bind({
       recordSize: () => this.rPrime.size,
       queueDepth: () => options.durable.qCount(),
@@ -210,6 +243,7 @@ export class PrimaryReplicator implements ChangeHooks {
   stop(): void {
     this.stopped = true;
     this.copier.stop();
+    this.syncCopier.stop();
   }
 
   // ------------------------------------------------------------ ChangeHooks
@@ -226,7 +260,7 @@ export class PrimaryReplicator implements ChangeHooks {
     const cover = this.coverIds(change);
     if (cover.length > 0) {
       this.countWrite('hit');
-      this.pinAdmission(change, cover, false);
+      this.pinAdmission(change, cover, false, true);
       return { hit: true };
     }
     this.countWrite('miss');
@@ -273,7 +307,41 @@ export class PrimaryReplicator implements ChangeHooks {
     this.unpin(admission?.ids ?? []);
     this.lastActive.touch(cover, now);
     this.options.onCommitted?.(change, now);
-    if (qkey !== undefined) this.copier.notify(qkey);
+    if (qkey !== undefined && !this.copiesBeforeAck(change, admission, qkey)) this.copier.notify(qkey);
+  }
+
+  /** Claim 2 mode: a miss's copy is made before its ack (settled), not by
+   * the copier; claim 3: a hit is copied asynchronously. */
+  private copiesBeforeAck(change: CommittedChange, admission: Admitted | undefined, qkey: string): boolean {
+    if (this.options.config.syncCopyOnMiss !== true || admission === undefined || admission.hit) return false;
+    if (admission.dirty) {
+      // Admitted while S was unreachable (degraded): nothing to wait for.
+      this.syncCopier.skipped(change);
+      return false;
+    }
+    return this.syncCopier.expect(change, qkey);
+  }
+
+  /** After the commit, before the client's ack (claim 2 mode only). */
+  settled(change: CommittedChange): Promise<void> {
+    return this.syncCopier.settle(change);
+  }
+
+  /**
+   * A write that failed after admit: its admission's pins go now, not when
+   * its lease ends, so removal may take those entries again (claims 14-15:
+   * only locations "in sync" leave, and a write that never commits leaves
+   * nothing out of sync). By token only: a key-based release could unpin a
+   * concurrent writer's admission of the same key.
+   */
+  aborted(change: ChangeIntent): void {
+    if (change.token === undefined) return;
+    this.syncCopier.forget(change.token);
+    const admission = this.takeAdmission(change);
+    if (admission === undefined) return;
+    this.unpin(admission.ids);
+    // Misses waiting for room may fit now.
+    if (this.waiters.length > 0) this.kick();
   }
 
   // ------------------------------------------------------------ status
@@ -281,6 +349,7 @@ export class PrimaryReplicator implements ChangeHooks {
   status(): ReplicaStatus {
     const { hits, misses } = this.counts;
     const copies = this.copier.stats();
+    const { bytes: syncBytes, objects: syncObjects, ...syncCopies } = this.syncCopier.stats();
     return {
       role: this.fencedBy ? 'fenced' : 'primary',
       peer: this.peerState(),
@@ -291,11 +360,15 @@ export class PrimaryReplicator implements ChangeHooks {
       misses,
       hits,
       missRate: hits + misses === 0 ? 0 : misses / (hits + misses),
-      bytesReplicated: copies.bytes,
-      objectsReplicated: copies.objects,
+      bytesReplicated: copies.bytes + syncBytes,
+      objectsReplicated: copies.objects + syncObjects,
       dirtyCount: this.options.durable.dirtyCount(),
       pendingMisses: this.waiters.length,
       pendingRemovals: this.pendingRemovals.size,
+      admissions: this.admittedCount,
+      pinnedEntries: this.pins.size,
+      syncCopyOnMiss: this.options.config.syncCopyOnMiss === true,
+      syncCopies,
     };
   }
 
@@ -356,12 +429,12 @@ export class PrimaryReplicator implements ChangeHooks {
   /** Pins the covering entries from admission to commit, so removal cannot
    * take them while the write is in flight ("in sync" means not in Q and
    * not about to be). */
-  private pinAdmission(change: ChangeIntent, ids: number[], dirty: boolean): void {
+  private pinAdmission(change: ChangeIntent, ids: number[], dirty: boolean, hit = false): void {
     if (this.admittedCount >= admissionsMax) this.dropOldestAdmissions();
     this.admittedCount++;
     const key = admissionKey(change);
     const list = this.admitted.get(key) ?? [];
-    list.push({ ids, dirty, expires: this.options.clock.now() + this.leaseMs() });
+    list.push({ ids, dirty, hit, expires: this.options.clock.now() + this.leaseMs() });
     this.admitted.set(key, list);
     this.pin(ids);
   }
@@ -390,8 +463,9 @@ export class PrimaryReplicator implements ChangeHooks {
     }
   }
 
-  /** Writes that failed after admit never call committed: their pins end
-   * with the lease. A late commit re-checks coverage (committed). */
+  /** A write that failed after admit releases its pins (aborted); one
+   * whose store never says so (no token, hooks swapped meanwhile) holds
+   * them until its lease ends. A late commit re-checks coverage. */
   private sweepLeases(): void {
     const now = this.options.clock.now();
     if (now - this.lastSweep < leaseSweepMs) return;
@@ -920,6 +994,6 @@ export function changeOfQueueKey(qkey: string): ChangeIntent | undefined {
   return undefined;
 }
 
-function admissionKey(change: ChangeIntent): string {
-  return `${change.kind}\0${change.bucket}\0${change.key}\0${change.uploadId ?? ''}`;
+function admissionKey(change: ChangeIntent): string | symbol {
+  return change.token ?? `${change.kind}\0${change.bucket}\0${change.key}\0${change.uploadId ?? ''}`;
 }

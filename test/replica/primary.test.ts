@@ -2,11 +2,11 @@
 // (SecondaryService + in-memory store) and a target whose answers the test
 // controls.
 
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import type { ChangeIntent } from '../../src/core/changes.ts';
 import { seededRandom } from '../../src/core/clock.ts';
-import { NotPrimaryError, SecondaryUnavailableError } from '../../src/core/errors.ts';
+import { NotPrimaryError, S3Error, SecondaryUnavailableError } from '../../src/core/errors.ts';
 import type { PutObjectInput } from '../../src/objects/types.ts';
 import type { BucketCopy, DeleteCopy, ObjectCopy, RecordAck, RecordMessage, SessionInfo } from '../../src/replica/messages.ts';
 import { Registry } from 'prom-client';
@@ -30,7 +30,23 @@ class ControlledTarget implements ReplicaTarget {
   copies = 0;
   hold = false;
   down = false;
+  /** Object and delete copies wait for releaseCopies(), or fail. */
+  holdCopies = false;
+  failCopies = false;
   private held: Array<() => void> = [];
+  private heldCopies: Array<() => void> = [];
+
+  releaseCopies(): void {
+    const held = this.heldCopies;
+    this.heldCopies = [];
+    for (const go of held) go();
+  }
+
+  private async copyGate(): Promise<void> {
+    if (this.down) throw new TargetUnavailableError('down');
+    if (this.failCopies) throw new TargetUnavailableError('copy refused');
+    if (this.holdCopies) await new Promise<void>((resolve) => this.heldCopies.push(resolve));
+  }
 
   constructor(private readonly s: SecondaryService) {}
 
@@ -56,12 +72,12 @@ class ControlledTarget implements ReplicaTarget {
     return this.s.applyRecord(structuredClone(message));
   }
   async putObject(copy: ObjectCopy, body: Readable): Promise<boolean> {
-    if (this.down) throw new TargetUnavailableError('down');
+    await this.copyGate();
     this.copies++;
     return this.s.putObject(copy, body);
   }
   async deleteObject(copy: DeleteCopy): Promise<boolean> {
-    if (this.down) throw new TargetUnavailableError('down');
+    await this.copyGate();
     this.copies++;
     return this.s.deleteObject(copy);
   }
@@ -104,8 +120,8 @@ async function setup(overrides: Partial<PrimaryConfig> = {}, metrics?: ReplicaMe
   const primary = new PrimaryReplicator({ durable: durP, target, clock, random: seededRandom(1), config: config(overrides), ...(metrics ? { metrics } : {}), ...(process.env.REPL_DEBUG ? { log: (m: string, f?: unknown) => console.log(m, f) } : {}) });
   const storeP = new SimObjectStore(diskP, primary, clock);
   await primary.start(storeP);
-  const put = (key: string, data = 'x') =>
-    storeP.putObject({ bucket: 'b', key, body: Readable.from([Buffer.from(data)]), headers: {}, userMeta: {}, tags: {}, algorithms: [], sha256: false, verify: () => {} } as PutObjectInput);
+  const put = (key: string, data: string | Readable = 'x', verify: PutObjectInput['verify'] = () => {}) =>
+    storeP.putObject({ bucket: 'b', key, body: typeof data === 'string' ? Readable.from([Buffer.from(data)]) : data, headers: {}, userMeta: {}, tags: {}, algorithms: [], sha256: false, verify } as PutObjectInput);
   return { clock, primary, secondary, target, durP, durS, diskP, diskS, storeP, put };
 }
 
@@ -320,5 +336,170 @@ describe('PrimaryReplicator', () => {
     expect(again.recordIds().sort()).toEqual(before);
     expect(before.length).toBeGreaterThan(0);
     again.stop();
+  });
+});
+
+const badDigest = () => {
+  throw new S3Error('BadDigest', 'The Content-MD5 you specified did not match what we received.');
+};
+
+const outcome = (p: Promise<unknown>): Promise<string> =>
+  p.then(
+    () => 'ok',
+    (err: unknown) => (err instanceof S3Error ? err.code : String(err)),
+  );
+
+describe('PrimaryReplicator: a write that fails after admit (aborted)', () => {
+  it('releases exactly its own admission at once; a concurrent writer of the key keeps its pins', async () => {
+    const t = await setup();
+    t.target.hold = true;
+    const slowBody = new PassThrough();
+    const survivor = t.put('k', slowBody);
+    const failing = outcome(t.put('k', 'bad', badDigest));
+    await flush();
+    // Both misses wait for one record message (group commit).
+    expect(t.target.records).toHaveLength(1);
+    expect(t.primary.status()).toMatchObject({ admissions: 0, pinnedEntries: 0 });
+    t.target.release();
+    expect(await failing).toBe('BadDigest');
+    await flush();
+    // No time passed (the lease is an hour): the failed write's admission is
+    // gone, the survivor's admission still pins k's record entry.
+    expect(t.primary.status()).toMatchObject({ admissions: 1, pinnedEntries: 1 });
+    // A release by name only would have taken the survivor's admission.
+    t.primary.aborted(intent('k'));
+    expect(t.primary.status()).toMatchObject({ admissions: 1, pinnedEntries: 1 });
+    slowBody.end('good');
+    const meta = await survivor;
+    expect(t.diskP.objects.get('b\0k')?.meta.seq).toBe(meta.seq);
+    // Committed: the pin passed from the admission to the Q entry.
+    expect(t.primary.status()).toMatchObject({ admissions: 0, pinnedEntries: 1, queueDepth: 1 });
+    for (let i = 0; i < 20 && t.primary.status().queueDepth > 0; i++) await t.clock.advance(100, flush);
+    expect(t.primary.status()).toMatchObject({ admissions: 0, pinnedEntries: 0, queueDepth: 0 });
+    expect(t.diskS.objects.get('b\0k')?.body.toString()).toBe('good');
+  });
+
+  it('a hit that fails releases at once too, and the released entry may leave the record', async () => {
+    const t = await setup({ removal: { targetEntries: 0, hotMs: 0, idleMs: 0, removalsMax: 10 }, trimIdleMs: 100 });
+    await t.put('h');
+    for (let i = 0; i < 20 && t.primary.status().queueDepth > 0; i++) await t.clock.advance(50, flush);
+    const hold = new PassThrough();
+    const failing = outcome(t.put('h', hold, badDigest)); // a hit: R' covers k/b/h
+    await flush();
+    expect(t.primary.status()).toMatchObject({ hits: 1, admissions: 1, pinnedEntries: 1 });
+    // While admitted, trims cannot take the entry.
+    for (let i = 0; i < 5; i++) await t.clock.advance(200, flush);
+    expect(t.secondary.recordNames()).toContain('k/b/h');
+    hold.end('zzz');
+    expect(await failing).toBe('BadDigest');
+    await flush();
+    expect(t.primary.status()).toMatchObject({ admissions: 0, pinnedEntries: 0 });
+    for (let i = 0; i < 10 && t.secondary.recordNames().includes('k/b/h'); i++) await t.clock.advance(200, flush);
+    expect(t.secondary.recordNames()).not.toContain('k/b/h');
+  });
+
+  it('aborted for a committed token, a second time, or without a token changes nothing', async () => {
+    const t = await setup();
+    t.target.holdCopies = true;
+    let seen: ChangeIntent | undefined;
+    const admit = t.primary.admit.bind(t.primary);
+    t.primary.admit = (c) => ((seen = c), admit(c));
+    await t.put('k');
+    expect(t.primary.status()).toMatchObject({ admissions: 0, pinnedEntries: 1 });
+    t.primary.aborted(seen as ChangeIntent);
+    t.primary.aborted(seen as ChangeIntent);
+    t.primary.aborted(intent('k'));
+    expect(t.primary.status()).toMatchObject({ admissions: 0, pinnedEntries: 1 });
+    t.target.releaseCopies();
+  });
+});
+
+describe('PrimaryReplicator: synchronous copy on a miss (claim 2)', () => {
+  it('a miss is acked only once S holds its version; a hit is acked before its copy', async () => {
+    const t = await setup({ syncCopyOnMiss: true });
+    t.target.holdCopies = true;
+    let acked = false;
+    const miss = t.put('k', 'one').then((m) => ((acked = true), m));
+    for (let i = 0; i < 10 && t.target.records.length === 0; i++) await flush();
+    await flush();
+    expect(t.diskP.objects.get('b\0k')?.body.toString()).toBe('one'); // committed on P
+    expect(acked).toBe(false); // but S does not hold it yet
+    expect(t.diskS.objects.has('b\0k')).toBe(false);
+    t.target.releaseCopies();
+    const meta = await miss;
+    expect(t.diskS.objects.get('b\0k')?.meta.seq).toBe(meta.seq);
+    // Its Q entry went with the synchronous copy, and its pins with it.
+    expect(t.primary.status()).toMatchObject({ queueDepth: 0, pinnedEntries: 0, syncCopyOnMiss: true });
+    expect(t.primary.status().syncCopies).toMatchObject({ copied: 1, failed: 0 });
+    // A hit (claim 3): acked while its copy is still held.
+    const hit = await t.put('k', 'two');
+    expect(t.primary.status().hits).toBe(1);
+    expect(t.diskS.objects.get('b\0k')?.body.toString()).toBe('one');
+    expect(t.primary.status().queueDepth).toBe(1);
+    t.target.holdCopies = false;
+    t.target.releaseCopies();
+    for (let i = 0; i < 20 && t.primary.status().queueDepth > 0; i++) await t.clock.advance(100, flush);
+    expect(t.diskS.objects.get('b\0k')?.meta.seq).toBe(hit.seq);
+    expect(t.target.copies).toBe(2); // no copy twice
+  });
+
+  it('a missed delete is on S (as a tombstone) before its ack', async () => {
+    const t = await setup({ syncCopyOnMiss: true });
+    await t.put('gone/1');
+    await t.storeP.deleteObject('b', 'other/1'); // a miss: k/b/other/1 was not in R'
+    expect(t.primary.status().syncCopies.copied).toBe(2);
+    expect(t.diskS.tombstones.get('b\0other/1')).toBeGreaterThan(0);
+  });
+
+  it('off (the default): a miss is acked before its copy', async () => {
+    const t = await setup();
+    t.target.holdCopies = true;
+    await t.put('k', 'one');
+    expect(t.diskS.objects.has('b\0k')).toBe(false);
+    expect(t.primary.status()).toMatchObject({ syncCopyOnMiss: false, queueDepth: 1 });
+    t.target.releaseCopies();
+  });
+
+  it('S fails during the copy: the committed write is acked and the copier delivers it later', async () => {
+    const t = await setup({ syncCopyOnMiss: true });
+    t.target.failCopies = true;
+    const meta = await t.put('k', 'one');
+    expect(t.diskS.objects.has('b\0k')).toBe(false);
+    expect(t.primary.status().syncCopies).toMatchObject({ copied: 0, failed: 1 });
+    // Still covered by R (the miss's record add was acked) and queued.
+    expect(t.secondary.recordNames()).toContain('k/b/k');
+    expect(t.primary.status().queueDepth).toBe(1);
+    t.target.failCopies = false;
+    for (let i = 0; i < 40 && t.primary.status().queueDepth > 0; i++) await t.clock.advance(200, flush);
+    expect(t.diskS.objects.get('b\0k')?.meta.seq).toBe(meta.seq);
+  });
+
+  it('S unreachable (degraded admission): acked without waiting, tracked dirty', async () => {
+    const t = await setup({ syncCopyOnMiss: true });
+    t.target.down = true;
+    const w = t.put('k');
+    for (let i = 0; i < 10; i++) await t.clock.advance(50, flush);
+    await w;
+    expect(t.primary.status().syncCopies).toMatchObject({ copied: 0, 'peer-down': 1 });
+    expect(t.durP.storage.dirty.has('k/b/k')).toBe(true);
+  });
+
+  it('a key rewritten during its synchronous copy stays queued for the newer version', async () => {
+    const t = await setup({ syncCopyOnMiss: true });
+    t.target.holdCopies = true;
+    const first = t.put('k', 'one');
+    for (let i = 0; i < 10 && t.diskP.objects.size === 0; i++) await flush();
+    const second = await t.put('k', 'two'); // a hit, committed while the first copy is held
+    t.target.releaseCopies();
+    const acked = await first;
+    expect(second.seq).toBeGreaterThan(acked.seq);
+    // S holds the acked version or a newer one; Q keeps the key until the
+    // newer version is there.
+    expect(t.diskS.objects.get('b\0k')?.meta.seq).toBeGreaterThanOrEqual(acked.seq);
+    t.target.holdCopies = false;
+    t.target.releaseCopies();
+    for (let i = 0; i < 20 && t.primary.status().queueDepth > 0; i++) await t.clock.advance(100, flush);
+    expect(t.diskS.objects.get('b\0k')?.body.toString()).toBe('two');
+    expect(t.primary.status().pinnedEntries).toBe(0);
   });
 });

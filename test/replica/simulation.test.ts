@@ -59,4 +59,21 @@ describe('replication simulation', () => {
   it('degraded mode: differences covered by R or the dirty set, convergence', { timeout }, async () => {
     await many('degraded mode', { steps, mode: 'degraded' }, Math.ceil(runs / 2));
   });
+
+  // Claim 2: each acked miss is checked on S at its ack. Refuse mode makes
+  // most misses wait for S; in degraded mode most misses of these faulty
+  // schedules are admitted while S is unreachable (nothing to copy to).
+  for (const mode of ['refuse', 'degraded'] as const) {
+    it(`synchronous copy on a miss (claim 2), ${mode} mode: every acked miss is on S unless S was unreachable or the copy failed`, { timeout }, async () => {
+      const results = await many(`sync copy on miss, ${mode} mode`, { steps, mode, syncCopyOnMiss: true }, Math.ceil(runs / 4));
+      const sum = (f: (r: SimResult) => number) => results.reduce((n, r) => n + f(r), 0);
+      const [acked, copied, left] = [sum((r) => r.stats.syncAcked), sum((r) => r.stats.syncCopied), sum((r) => r.stats.syncLeft)];
+      expect(copied + left).toBe(acked);
+      if (replaySeed === undefined) {
+        // Copies were checked on S at their acks, and faults left some to the copier.
+        expect(copied).toBeGreaterThan(results.length / 20);
+        expect(left).toBeGreaterThan(0);
+      }
+    });
+  }
 });

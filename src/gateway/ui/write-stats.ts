@@ -76,6 +76,8 @@ export class WriteStats {
         inner.committed(change);
         this.committed(change);
       },
+      aborted: (change) => inner.aborted?.(change),
+      settled: (change) => inner.settled?.(change) ?? Promise.resolve(),
     };
   }
 

@@ -13,6 +13,9 @@ import { NotPrimaryError } from '../../core/errors.ts';
 import { queueKeyOf } from '../primary.ts';
 import type { FailoverState } from './state.ts';
 
+/** Pass-through hooks return the inner promise as is: no extra hop per write. */
+const settledAlready: Promise<void> = Promise.resolve();
+
 export class SwappableHooks implements ChangeHooks {
   constructor(private inner: ChangeHooks) {}
 
@@ -30,6 +33,16 @@ export class SwappableHooks implements ChangeHooks {
 
   committed(change: CommittedChange): void {
     this.inner.committed(change);
+  }
+
+  // A swap between admit and these reaches hooks that never saw the token:
+  // a no-op there, and the old hooks' lease ends the admission.
+  aborted(change: ChangeIntent): void {
+    this.inner.aborted?.(change);
+  }
+
+  settled(change: CommittedChange): Promise<void> {
+    return this.inner.settled?.(change) ?? settledAlready;
   }
 }
 
@@ -56,5 +69,7 @@ export function startGate(inner: ChangeHooks, open: () => boolean, message: () =
       return inner.admit(change);
     },
     committed: (change) => inner.committed(change),
+    aborted: (change) => inner.aborted?.(change),
+    settled: (change) => inner.settled?.(change) ?? settledAlready,
   };
 }

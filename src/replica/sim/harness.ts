@@ -8,9 +8,13 @@
 //     mode, is in P's durable dirty set);
 //   - R' ⊆ R (invariant 2), for P's live and P's durable copy;
 //   - |R| <= recordEntriesMax (invariant 4);
-// and at the end, once faults stop, that both sites converge.
+// and at the end, once faults stop, that both sites converge. With
+// syncCopyOnMiss (claim 2), at the ack of every write that missed the
+// record: S holds that version or a newer one, unless the copy was left to
+// the copier because S was unreachable or the copy failed (counted).
 
 import { Readable } from 'node:stream';
+import type { ChangeHooks, CommittedChange, WriteToken } from '../../core/changes.ts';
 import type { Random } from '../../core/clock.ts';
 import { seededRandom } from '../../core/clock.ts';
 import { coveringNames, parseLocationName } from '../../predict/locations.ts';
@@ -18,6 +22,7 @@ import { Predictions, defaultPredictorConfig } from '../../predict/predictions.t
 import { RecentWrites } from '../../predict/recent.ts';
 import { PrimaryReplicator } from '../primary.ts';
 import type { OnSecondaryDown } from '../primary.ts';
+import type { SyncCopyOutcome } from '../sync-copy.ts';
 import { predictWith } from '../predict.ts';
 import { SecondaryService } from '../secondary.ts';
 import { MemPrimaryDurable, MemSecondaryDurable } from '../state.ts';
@@ -33,6 +38,8 @@ export interface SimOptions {
   recordEntriesMax: number;
   /** Use src/predict's predictors (else own location only). */
   predictors: boolean;
+  /** Claim 2: misses acked only once S holds their data. */
+  syncCopyOnMiss?: boolean;
 }
 
 export interface SimResult {
@@ -52,6 +59,11 @@ export interface SimResult {
     /** Keys (or buckets) seen differing between the sites, summed over
      * steps: the coverage check had something to check. */
     differing: number;
+    /** syncCopyOnMiss: key writes acked after a miss; of them, checked on
+     * S at the ack, and left to the copier (S down or the copy failed). */
+    syncAcked: number;
+    syncCopied: number;
+    syncLeft: number;
   };
 }
 
@@ -83,8 +95,15 @@ export class Simulation {
   private secondary: SecondaryService | undefined;
   private sDownSteps = 0;
   private readonly recent = new RecentWrites({ windowMs: 60_000 });
+  /** Writes admitted as misses, and what their synchronous copy became. */
+  private readonly missTokens = new Set<WriteToken>();
+  private readonly syncOutcomes = new Map<WriteToken, SyncCopyOutcome>();
+  /** A check that failed inside a client operation (whose errors the
+   * workload swallows): check() raises it. */
+  private syncFailure: string | undefined;
   readonly stats: SimResult['stats'] = {
     ops: 0, opErrors: 0, crashesP: 0, crashesS: 0, delivered: 0, dropped: 0, hits: 0, misses: 0, differing: 0,
+    syncAcked: 0, syncCopied: 0, syncLeft: 0,
   };
 
   constructor(private readonly options: SimOptions) {
@@ -132,6 +151,9 @@ export class Simulation {
         this.recent.note(change, now);
       },
       log: (message, fields) => this.trace(message, fields),
+      onSyncCopy: (change, outcome) => {
+        if (change.token !== undefined) this.syncOutcomes.set(change.token, outcome);
+      },
       config: {
         site: 'p',
         recordEntriesMax: this.options.recordEntriesMax,
@@ -141,11 +163,54 @@ export class Simulation {
         probeIntervalMs: 300,
         sendRetryMs: 50,
         copyConcurrency: 3,
+        syncCopyOnMiss: this.options.syncCopyOnMiss === true,
       },
     });
-    this.storeP.setHooks(this.primary);
+    this.storeP.setHooks(this.watched(this.primary));
     this.trace('primary starts');
     void this.primary.start(this.storeP).catch(() => {});
+  }
+
+  /** The primary's hooks, noting misses and checking S at each ack. */
+  private watched(primary: PrimaryReplicator): ChangeHooks {
+    return {
+      admit: async (change) => {
+        const admission = await primary.admit(change);
+        if (!admission.hit && change.token !== undefined) this.missTokens.add(change.token);
+        return admission;
+      },
+      committed: (change) => primary.committed(change),
+      aborted: (change) => {
+        if (change.token !== undefined) this.missTokens.delete(change.token);
+        primary.aborted(change);
+      },
+      settled: async (change) => {
+        await primary.settled(change);
+        this.checkAckedMiss(change);
+      },
+    };
+  }
+
+  /** Claim 2 at the ack of a miss: S holds this version or a newer one,
+   * or the copy was left to the copier (S down, or the copy failed). */
+  private checkAckedMiss(change: CommittedChange): void {
+    const token = change.token;
+    if (token === undefined) return;
+    const miss = this.missTokens.delete(token);
+    const outcome = this.syncOutcomes.get(token);
+    this.syncOutcomes.delete(token);
+    const keyWrite = change.kind === 'put' || change.kind === 'delete' || change.kind === 'tagging';
+    if (this.options.syncCopyOnMiss !== true || !miss || !keyWrite) return;
+    this.stats.syncAcked++;
+    const what = `${change.kind} ${change.bucket}/${change.key} seq ${change.seq}`;
+    if (outcome === undefined) this.syncFailure ??= `a miss was acked without a synchronous copy: ${what}`;
+    else if (outcome !== 'copied') this.stats.syncLeft++;
+    else {
+      this.stats.syncCopied++;
+      const id = objectId(change.bucket, change.key);
+      const onS = Math.max(this.diskS.objects.get(id)?.meta.seq ?? 0, this.diskS.tombstones.get(id) ?? 0);
+      if (onS < change.seq) this.syncFailure ??= `acked miss not on S: ${what}, S holds seq ${onS}`;
+    }
   }
 
   private trace(message: string, fields?: unknown): void {
@@ -183,6 +248,8 @@ export class Simulation {
   crashPrimary(): void {
     this.trace('primary crashes');
     this.stats.crashesP++;
+    this.missTokens.clear();
+    this.syncOutcomes.clear();
     this.primary.stop();
     this.target.alive = false;
     this.durP = this.durP.crash();
@@ -295,6 +362,7 @@ export class Simulation {
     const fail = (msg: string) => {
       throw new InvariantError(msg);
     };
+    if (this.syncFailure !== undefined) fail(this.syncFailure);
     if (savedR.size > this.options.recordEntriesMax) fail(`|R| = ${savedR.size} > ${this.options.recordEntriesMax}`);
     for (const id of this.primary.recordIds()) if (!savedR.has(id)) fail(`R' ⊄ R: live R' holds ${id}`);
     for (const id of this.durP.storage.savedIds ?? []) if (!savedR.has(id)) fail(`R' ⊄ R: durable R' holds ${id}`);

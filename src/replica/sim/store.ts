@@ -1,7 +1,9 @@
 // A small in-memory ObjectStore for the simulation. It honours the
 // ChangeHooks contract of the real store: admit() starts with the request,
 // in parallel with reading the body; the commit waits for it; committed()
-// runs inside the (synchronous, atomic) commit and a throw rolls it back.
+// runs inside the (synchronous, atomic) commit and a throw rolls it back;
+// settled() runs before the operation resolves (the client's ack) and
+// aborted() after any failure past admit (src/objects/hooked-write.ts).
 // Its "disk" outlives a crash; a crashed incarnation commits nothing more.
 
 import { createHash } from 'node:crypto';
@@ -22,6 +24,7 @@ import type {
   WriteAttributes,
 } from '../../objects/types.ts';
 import { objectMetaVersion } from '../../objects/types.ts';
+import { HookedWrite } from '../../objects/hooked-write.ts';
 import { CrashedError } from '../state.ts';
 
 export interface SimDisk {
@@ -73,19 +76,17 @@ export class SimObjectStore implements ObjectStore {
   }
 
   /** The commit: atomic, and nothing after a crash. */
-  private commit(intent: ChangeIntent | undefined, apply: (seq: number) => void): number {
+  private commit(write: HookedWrite | undefined, apply: (seq: number) => void): number {
     if (!this.alive) throw new CrashedError();
     const seq = this.disk.seq + 1;
-    if (intent !== undefined) this.hooks.committed({ ...intent, seq });
+    write?.committed(seq);
     this.disk.seq = seq;
     apply(seq);
     return seq;
   }
 
-  private admit(intent: ChangeIntent): Promise<unknown> {
-    const admission = this.hooks.admit(intent);
-    admission.catch(() => {});
-    return admission;
+  private begin(intent: ChangeIntent): HookedWrite {
+    return new HookedWrite(this.hooks, intent);
   }
 
   private requireBucket(bucket: string): void {
@@ -94,18 +95,22 @@ export class SimObjectStore implements ObjectStore {
 
   async createBucket(name: string, region: string): Promise<void> {
     if (this.disk.buckets.has(name)) throw new S3Error('BucketAlreadyOwnedByYou', 'exists');
-    const intent: ChangeIntent = { kind: 'bucket-create', bucket: name, key: '' };
-    await this.admit(intent);
-    if (this.disk.buckets.has(name)) throw new S3Error('BucketAlreadyOwnedByYou', 'exists');
-    this.commit(intent, () => this.disk.buckets.set(name, { name, created: this.clock.now(), region }));
+    const w = this.begin({ kind: 'bucket-create', bucket: name, key: '' });
+    await w.run(async () => {
+      await w.admission;
+      if (this.disk.buckets.has(name)) throw new S3Error('BucketAlreadyOwnedByYou', 'exists');
+      this.commit(w, () => this.disk.buckets.set(name, { name, created: this.clock.now(), region }));
+    });
   }
 
   async deleteBucket(name: string): Promise<void> {
     this.requireEmpty(name);
-    const intent: ChangeIntent = { kind: 'bucket-delete', bucket: name, key: '' };
-    await this.admit(intent);
-    this.requireEmpty(name);
-    this.commit(intent, () => this.disk.buckets.delete(name));
+    const w = this.begin({ kind: 'bucket-delete', bucket: name, key: '' });
+    await w.run(async () => {
+      await w.admission;
+      this.requireEmpty(name);
+      this.commit(w, () => this.disk.buckets.delete(name));
+    });
   }
 
   private requireEmpty(name: string): void {
@@ -126,18 +131,20 @@ export class SimObjectStore implements ObjectStore {
   }
 
   async putObject(input: PutObjectInput): Promise<ObjectMeta> {
-    const intent: ChangeIntent = { kind: 'put', bucket: input.bucket, key: input.key };
     this.requireBucket(input.bucket);
-    const admission = this.admit(intent);
-    const body = await readAll(input.body);
-    await admission;
-    this.requireBucket(input.bucket);
-    let meta: ObjectMeta | undefined;
-    this.commit(intent, (seq) => {
-      meta = this.newMeta(input.bucket, input.key, body, seq, input);
-      this.disk.objects.set(objectId(input.bucket, input.key), { meta, body });
+    const w = this.begin({ kind: 'put', bucket: input.bucket, key: input.key });
+    return w.run(async () => {
+      const body = await readAll(input.body);
+      input.verify({ size: body.length, md5Hex: createHash('md5').update(body).digest('hex'), checksums: {} });
+      await w.admission;
+      this.requireBucket(input.bucket);
+      let meta: ObjectMeta | undefined;
+      this.commit(w, (seq) => {
+        meta = this.newMeta(input.bucket, input.key, body, seq, input);
+        this.disk.objects.set(objectId(input.bucket, input.key), { meta, body });
+      });
+      return meta as ObjectMeta;
     });
-    return meta as ObjectMeta;
   }
 
   private newMeta(bucket: string, key: string, body: Buffer, seq: number, attrs: WriteAttributes, etag?: string): ObjectMeta {
@@ -173,24 +180,28 @@ export class SimObjectStore implements ObjectStore {
 
   async deleteObject(bucket: string, key: string): Promise<void> {
     this.requireBucket(bucket);
-    const intent: ChangeIntent = { kind: 'delete', bucket, key };
-    await this.admit(intent);
-    this.requireBucket(bucket);
-    this.commit(intent, () => this.disk.objects.delete(objectId(bucket, key)));
+    const w = this.begin({ kind: 'delete', bucket, key });
+    await w.run(async () => {
+      await w.admission;
+      this.requireBucket(bucket);
+      this.commit(w, () => this.disk.objects.delete(objectId(bucket, key)));
+    });
   }
 
   async setTags(bucket: string, key: string, tags: Record<string, string>): Promise<ObjectMeta> {
     await this.openObject(bucket, key);
-    const intent: ChangeIntent = { kind: 'tagging', bucket, key };
-    await this.admit(intent);
-    const found = this.disk.objects.get(objectId(bucket, key));
-    if (found === undefined) throw new S3Error('NoSuchKey', 'The specified key does not exist.');
-    let meta: ObjectMeta | undefined;
-    this.commit(intent, (seq) => {
-      meta = { ...found.meta, tags, seq };
-      this.disk.objects.set(objectId(bucket, key), { meta, body: found.body });
+    const w = this.begin({ kind: 'tagging', bucket, key });
+    return w.run(async () => {
+      await w.admission;
+      const found = this.disk.objects.get(objectId(bucket, key));
+      if (found === undefined) throw new S3Error('NoSuchKey', 'The specified key does not exist.');
+      let meta: ObjectMeta | undefined;
+      this.commit(w, (seq) => {
+        meta = { ...found.meta, tags, seq };
+        this.disk.objects.set(objectId(bucket, key), { meta, body: found.body });
+      });
+      return meta as ObjectMeta;
     });
-    return meta as ObjectMeta;
   }
 
   async list(query: ListQuery): Promise<ListResult> {
@@ -204,22 +215,25 @@ export class SimObjectStore implements ObjectStore {
   async createMultipartUpload(bucket: string, key: string, attrs: WriteAttributes): Promise<MultipartUpload> {
     this.requireBucket(bucket);
     const uploadId = `up${++this.disk.uploadCounter}`;
-    const intent: ChangeIntent = { kind: 'mpu-create', bucket, key, uploadId };
-    await this.admit(intent);
-    this.commit(intent, () => this.disk.uploads.set(uploadId, { bucket, key, parts: new Map() }));
-    return { bucket, key, uploadId, initiated: this.clock.now(), attrs };
+    const w = this.begin({ kind: 'mpu-create', bucket, key, uploadId });
+    return w.run(async () => {
+      await w.admission;
+      this.commit(w, () => this.disk.uploads.set(uploadId, { bucket, key, parts: new Map() }));
+      return { bucket, key, uploadId, initiated: this.clock.now(), attrs };
+    });
   }
 
   async uploadPart(input: { bucket: string; key: string; uploadId: string; partNumber: number; body: Readable }): Promise<PartInfo> {
-    const intent: ChangeIntent = { kind: 'mpu-part', bucket: input.bucket, key: input.key, uploadId: input.uploadId };
     this.requireUpload(input.uploadId);
-    const admission = this.admit(intent);
-    const body = await readAll(input.body);
-    await admission;
-    const upload = this.requireUpload(input.uploadId);
-    this.commit(intent, () => upload.parts.set(input.partNumber, body));
-    const etag = createHash('md5').update(body).digest('hex');
-    return { partNumber: input.partNumber, etag, size: body.length, lastModified: this.clock.now() };
+    const w = this.begin({ kind: 'mpu-part', bucket: input.bucket, key: input.key, uploadId: input.uploadId });
+    return w.run(async () => {
+      const body = await readAll(input.body);
+      await w.admission;
+      const upload = this.requireUpload(input.uploadId);
+      this.commit(w, () => upload.parts.set(input.partNumber, body));
+      const etag = createHash('md5').update(body).digest('hex');
+      return { partNumber: input.partNumber, etag, size: body.length, lastModified: this.clock.now() };
+    });
   }
 
   private requireUpload(uploadId: string) {
@@ -238,27 +252,31 @@ export class SimObjectStore implements ObjectStore {
 
   async completeMultipartUpload(bucket: string, key: string, uploadId: string): Promise<ObjectMeta> {
     this.requireUpload(uploadId);
-    const intent: ChangeIntent = { kind: 'put', bucket, key, uploadId };
-    await this.admit(intent);
-    const upload = this.requireUpload(uploadId);
-    this.requireBucket(bucket);
-    const parts = [...upload.parts.entries()].sort((a, b) => a[0] - b[0]).map(([, b]) => b);
-    const body = Buffer.concat(parts);
-    const etag = `${createHash('md5').update(body).digest('hex')}-${parts.length}`;
-    let meta: ObjectMeta | undefined;
-    this.commit(intent, (seq) => {
-      meta = this.newMeta(bucket, key, body, seq, emptyAttrs, etag);
-      this.disk.objects.set(objectId(bucket, key), { meta, body });
-      this.disk.uploads.delete(uploadId);
+    const w = this.begin({ kind: 'put', bucket, key, uploadId });
+    return w.run(async () => {
+      await w.admission;
+      const upload = this.requireUpload(uploadId);
+      this.requireBucket(bucket);
+      const parts = [...upload.parts.entries()].sort((a, b) => a[0] - b[0]).map(([, b]) => b);
+      const body = Buffer.concat(parts);
+      const etag = `${createHash('md5').update(body).digest('hex')}-${parts.length}`;
+      let meta: ObjectMeta | undefined;
+      this.commit(w, (seq) => {
+        meta = this.newMeta(bucket, key, body, seq, emptyAttrs, etag);
+        this.disk.objects.set(objectId(bucket, key), { meta, body });
+        this.disk.uploads.delete(uploadId);
+      });
+      return meta as ObjectMeta;
     });
-    return meta as ObjectMeta;
   }
 
   async abortMultipartUpload(bucket: string, key: string, uploadId: string): Promise<void> {
     this.requireUpload(uploadId);
-    const intent: ChangeIntent = { kind: 'mpu-abort', bucket, key, uploadId };
-    await this.admit(intent);
-    this.commit(intent, () => this.disk.uploads.delete(uploadId));
+    const w = this.begin({ kind: 'mpu-abort', bucket, key, uploadId });
+    await w.run(async () => {
+      await w.admission;
+      this.commit(w, () => this.disk.uploads.delete(uploadId));
+    });
   }
 
   listParts(): never {

@@ -1,0 +1,57 @@
+// One mutating request's passage through the ChangeHooks (src/core/changes.ts):
+// admit at the start, committed inside the commit transaction, then either
+// settled (committed: before the client's ack) or aborted (any failure after
+// admit: the body broke off, BadDigest, a precondition or re-check failed,
+// ENOSPC, the transaction failed). The write's own token lets the hooks
+// release exactly this admission, never a concurrent writer's of the same key.
+
+import type { Admission, ChangeHooks, ChangeIntent, CommittedChange } from '../core/changes.ts';
+import { newWriteToken } from '../core/changes.ts';
+
+export class HookedWrite {
+  readonly intent: ChangeIntent;
+  /** Started at once; the commit awaits it (durableWrite or `run`'s work). */
+  readonly admission: Promise<Admission>;
+  private done: CommittedChange | undefined;
+
+  constructor(
+    private readonly hooks: ChangeHooks,
+    intent: ChangeIntent,
+  ) {
+    this.intent = { ...intent, token: newWriteToken() };
+    this.admission = hooks.admit(this.intent);
+    this.admission.catch(() => {}); // awaited later; avoid an unhandled rejection meanwhile
+  }
+
+  /** Inside the commit transaction, last: a throw rolls the change back. */
+  committed(seq: number): void {
+    const change: CommittedChange = { ...this.intent, seq };
+    this.hooks.committed(change);
+    this.done = change;
+  }
+
+  /**
+   * Runs the rest of the write. On failure its admission is released as
+   * soon as it is decided (a miss still waiting for the secondary releases
+   * on the ack); on success the ack waits for `settled`.
+   */
+  async run<T>(work: () => Promise<T>): Promise<T> {
+    let result: T;
+    try {
+      result = await work();
+    } catch (err) {
+      this.abort();
+      throw err;
+    }
+    const settling = this.done === undefined ? undefined : this.hooks.settled?.(this.done);
+    if (settling !== undefined) await settling;
+    return result;
+  }
+
+  private abort(): void {
+    void this.admission.then(
+      () => this.hooks.aborted?.(this.intent),
+      () => {}, // refused: it holds nothing
+    );
+  }
+}
