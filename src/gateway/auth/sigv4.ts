@@ -7,6 +7,7 @@
 // message that says SigV4 is required (the fix on the client side is
 // `signature_version = s3v4`), rather than a confusing SignatureDoesNotMatch.
 
+import type { KeyObject } from 'node:crypto';
 import { S3Error } from '../../core/errors.ts';
 import { presignExpiresSecondsMax, presignExpiresSecondsMin, requestSkewMsMax } from '../../core/limits.ts';
 import {
@@ -158,8 +159,14 @@ export function parseAmzDate(text: string): number | undefined {
   if (!m) return undefined;
   const [y, mo, d, h, mi, s] = m.slice(1).map(Number) as [number, number, number, number, number, number];
   const ms = Date.UTC(y, mo - 1, d, h, mi, s);
-  // Reject 20130231 and friends: the round trip must be exact.
-  return formatAmzDate(ms) === text ? ms : undefined;
+  // Reject 20130231 and friends (and years below 100, which Date.UTC moves
+  // to 19xx): every field must come back unchanged. Same test as formatting
+  // and comparing the text, without the string work.
+  const t = new Date(ms);
+  const exact =
+    t.getUTCFullYear() === y && t.getUTCMonth() === mo - 1 && t.getUTCDate() === d &&
+    t.getUTCHours() === h && t.getUTCMinutes() === mi && t.getUTCSeconds() === s;
+  return exact ? ms : undefined;
 }
 
 export function formatAmzDate(ms: number): string {
@@ -190,10 +197,10 @@ function lookupSecret(creds: CredentialLookup, accessKeyId: string): string {
   return secret;
 }
 
-function signingKeyFor(options: VerifyOptions, secret: string, cred: Credential): Buffer {
-  return options.keyCache
-    ? options.keyCache.get(secret, cred.date, cred.region, cred.service)
-    : deriveSigningKey(secret, cred.date, cred.region, cred.service);
+function signingKeyFor(options: VerifyOptions, secret: string, cred: Credential): { raw: Buffer; key: Buffer | KeyObject } {
+  if (options.keyCache) return options.keyCache.entry(secret, cred.date, cred.region, cred.service);
+  const raw = deriveSigningKey(secret, cred.date, cred.region, cred.service);
+  return { raw, key: raw };
 }
 
 // ---------------------------------------------------------------------------
@@ -267,7 +274,7 @@ function checkSignature(claimed: Claimed, secret: string, options: VerifyOptions
   const scope = credentialScope(cred.date, cred.region, cred.service);
   const toSign = stringToSign(claimed.amzDate, scope, canonical);
   const signingKey = signingKeyFor(options, secret, cred);
-  const expected = hmacHex(signingKey, toSign);
+  const expected = hmacHex(signingKey.key, toSign);
   if (!signaturesEqual(expected, claimed.signature)) {
     throw new S3Error('SignatureDoesNotMatch', 'The request signature we calculated does not match the signature you provided. Check your key and signing method.', {
       extra: {
@@ -285,7 +292,7 @@ function checkSignature(claimed: Claimed, secret: string, options: VerifyOptions
     payloadMode: mode,
     ...(hex === undefined ? {} : { payloadSha256Hex: hex }),
     signature: claimed.signature,
-    signingKey,
+    signingKey: signingKey.raw,
     amzDate: claimed.amzDate,
     scope,
   };
