@@ -158,15 +158,18 @@ export function parseAmzDate(text: string): number | undefined {
   const m = amzDatePattern.exec(text);
   if (!m) return undefined;
   const [y, mo, d, h, mi, s] = m.slice(1).map(Number) as [number, number, number, number, number, number];
-  const ms = Date.UTC(y, mo - 1, d, h, mi, s);
-  // Reject 20130231 and friends (and years below 100, which Date.UTC moves
-  // to 19xx): every field must come back unchanged. Same test as formatting
-  // and comparing the text, without the string work.
-  const t = new Date(ms);
-  const exact =
-    t.getUTCFullYear() === y && t.getUTCMonth() === mo - 1 && t.getUTCDate() === d &&
-    t.getUTCHours() === h && t.getUTCMinutes() === mi && t.getUTCSeconds() === s;
-  return exact ? ms : undefined;
+  // Reject 20130231 and friends, and years below 100 (Date.UTC would move
+  // them to 19xx): the same dates a format-and-compare round trip rejects,
+  // checked with arithmetic instead of string work on every request.
+  if (y < 100 || mo < 1 || mo > 12 || d < 1 || d > daysInMonth(y, mo) || h > 23 || mi > 59 || s > 59) return undefined;
+  return Date.UTC(y, mo - 1, d, h, mi, s);
+}
+
+/** Days of month `mo` (1-12) of year `y` in the proleptic Gregorian calendar, as Date uses. */
+function daysInMonth(y: number, mo: number): number {
+  if (mo !== 2) return mo === 4 || mo === 6 || mo === 9 || mo === 11 ? 30 : 31;
+  const leap = y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0);
+  return leap ? 29 : 28;
 }
 
 export function formatAmzDate(ms: number): string {
