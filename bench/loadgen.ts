@@ -7,6 +7,7 @@ import http from 'node:http';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { S3Http, patternStream } from './s3http.ts';
+import { processCpuMicros } from './servers.ts';
 
 export type WorkloadOp = 'put' | 'get' | 'mixed';
 
@@ -22,6 +23,8 @@ export interface WorkloadSpec {
   seed?: number;
   /** Names of new keys (default: `${prefix}/obj-<i>`, zero-padded). */
   keyFor?: (i: number) => string;
+  /** Server process whose CPU time per operation is reported. */
+  serverPid?: number;
 }
 
 export interface WorkloadResult {
@@ -34,6 +37,10 @@ export interface WorkloadResult {
   p99Ms: number;
   /** Object bytes moved (sent or received) per second, in MB/s (1e6). */
   mbPerSec: number;
+  /** Server CPU (user + system) per completed operation, in µs; NaN without serverPid. */
+  serverCpuUsPerOp: number;
+  /** This (load generator) process's CPU per completed operation, in µs. */
+  clientCpuUsPerOp: number;
 }
 
 /** Objects written before a get or mixed run, so reads find something. */
@@ -145,6 +152,8 @@ export async function runWorkload(client: S3Http, bucket: string, spec: Workload
   let firstError: string | undefined;
   const t0 = performance.now();
   const deadline = t0 + spec.seconds * 1000;
+  const serverCpu0 = spec.serverPid === undefined ? NaN : processCpuMicros(spec.serverPid);
+  const clientCpu0 = process.cpuUsage();
 
   const one = async (): Promise<void> => {
     const op: MixedOp = spec.op === 'put' ? 'PUT' : spec.op === 'get' ? 'GET' : pickMixed(random());
@@ -189,6 +198,8 @@ export async function runWorkload(client: S3Http, bucket: string, spec: Workload
   };
   await Promise.all(Array.from({ length: spec.concurrency }, worker));
   const seconds = (performance.now() - t0) / 1000;
+  const serverCpu = spec.serverPid === undefined ? NaN : processCpuMicros(spec.serverPid) - serverCpu0;
+  const clientCpu = process.cpuUsage(clientCpu0);
   const sorted = latencies.subarray(0, ops).sort();
   return {
     ops,
@@ -199,6 +210,8 @@ export async function runWorkload(client: S3Http, bucket: string, spec: Workload
     p50Ms: percentile(sorted, 50),
     p99Ms: percentile(sorted, 99),
     mbPerSec: bytesMoved / seconds / 1e6,
+    serverCpuUsPerOp: serverCpu / ops,
+    clientCpuUsPerOp: (clientCpu.user + clientCpu.system) / ops,
   };
 }
 

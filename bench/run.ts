@@ -133,13 +133,14 @@ async function standardWorkloads(targets: Target[], opts: BenchOptions, report: 
         seconds: opts.seconds,
         maxOps: opts.maxOps,
         prefix: w.name,
+        serverPid: t.server.pid,
       });
       if (r.errors > 0) log(`  ${r.errors} errors, first: ${r.firstError}`);
       results[w.name]![t.name] = r;
     }
   }
   const head = ['workload'];
-  for (const t of targets) head.push(`${t.name} ops/s`, `${t.name} MB/s`, `${t.name} p50 ms`, `${t.name} p99 ms`);
+  for (const t of targets) head.push(`${t.name} ops/s`, `${t.name} MB/s`, `${t.name} p50 ms`, `${t.name} p99 ms`, `${t.name} server CPU µs/op`, `${t.name} bench CPU µs/op`);
   const ratio = targets.length === 2 ? `${targets[0]!.name} / ${targets[1]!.name}` : undefined;
   if (ratio) head.push(ratio);
   const rows = chosen.map((w) => {
@@ -147,7 +148,7 @@ async function standardWorkloads(targets: Target[], opts: BenchOptions, report: 
     for (const t of targets) {
       const r = results[w.name]![t.name]!;
       const err = r.errors > 0 ? ` (${r.errors} err)` : '';
-      row.push(fmt(r.opsPerSec) + err, fmt(r.mbPerSec), fmt(r.p50Ms, 2), fmt(r.p99Ms, 2));
+      row.push(fmt(r.opsPerSec) + err, fmt(r.mbPerSec), fmt(r.p50Ms, 2), fmt(r.p99Ms, 2), fmt(r.serverCpuUsPerOp), fmt(r.clientCpuUsPerOp));
     }
     if (ratio) {
       const a = results[w.name]![targets[0]!.name]!.opsPerSec;

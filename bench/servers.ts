@@ -8,6 +8,7 @@
 // is the server process itself: RSS samples and SIGKILL hit the right one.
 
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
@@ -36,6 +37,8 @@ export interface ChildServer {
 
 export interface SpawnOptions {
   args: string[];
+  /** Node flags before `--import tsx`, e.g. ['--cpu-prof']. */
+  nodeArgs?: string[];
   env?: Record<string, string>;
   /** Matches the ready line; group 1 is the URL. */
   ready: RegExp;
@@ -49,7 +52,7 @@ function exited(child: ChildProcess): Promise<void> {
 
 /** Spawns `node --import tsx ...args` and waits for its ready line. */
 export async function spawnServer(opts: SpawnOptions): Promise<ChildServer> {
-  const child = spawn(process.execPath, ['--import', 'tsx', ...opts.args], {
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), '--import', 'tsx', ...opts.args], {
     cwd: repoRoot,
     env: { ...process.env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -121,10 +124,38 @@ export interface LookaheadOptions {
   logLevel?: string;
 }
 
+/**
+ * Extra node flags for lookahead children from LOOKAHEAD_BENCH_NODE_ARGS
+ * (space-separated), e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the
+ * server under a workload. Only lookahead gets them, not s3rver or the bench.
+ */
+function lookaheadNodeArgs(): string[] {
+  return (process.env.LOOKAHEAD_BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+}
+
+/**
+ * CPU time (user + system) a process has used so far, in microseconds, from
+ * /proc/PID/stat (clock ticks of 10 ms); NaN where /proc is not there.
+ */
+export function processCpuMicros(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the parenthesised command name; utime and stime are 14 and 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1e6) / clockTicksPerSecond;
+  } catch {
+    return NaN;
+  }
+}
+
+/** USER_HZ: 100 on every Linux we run on. */
+const clockTicksPerSecond = 100;
+
 /** Starts `src/main.ts serve` on 127.0.0.1:0 and waits until it is healthy. */
 export async function startLookahead(opts: LookaheadOptions): Promise<ChildServer> {
   const server = await spawnServer({
     label: 'lookahead',
+    nodeArgs: lookaheadNodeArgs(),
     args: [
       'src/main.ts',
       'serve',

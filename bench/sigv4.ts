@@ -5,7 +5,7 @@
 // Path-style only: the canonical URI is the request path, each segment
 // RFC 3986-encoded once (S3 does not double-encode).
 
-import { createHash, createHmac } from 'node:crypto';
+import { createHash, createHmac, createSecretKey, hash, type KeyObject } from 'node:crypto';
 
 export const unsignedPayload = 'UNSIGNED-PAYLOAD';
 export const emptySha256 = createHash('sha256').update('').digest('hex');
@@ -37,8 +37,14 @@ export interface SignedRequest {
   headers: Record<string, string>;
 }
 
+/** Strings uriEncode leaves as they are (with and without '/' kept). */
+const unreservedOnly = /^[A-Za-z0-9\-_.~]*$/;
+const unreservedOrSlash = /^[A-Za-z0-9\-_.~/]*$/;
+
 /** RFC 3986 encoding as SigV4 wants it (unreserved: A-Z a-z 0-9 - _ . ~). */
 export function uriEncode(value: string, encodeSlash = true): string {
+  // The load generator's keys need no encoding: skip the per-byte loop.
+  if ((encodeSlash ? unreservedOnly : unreservedOrSlash).test(value)) return value;
   let out = '';
   for (const byte of Buffer.from(value, 'utf8')) {
     const c = String.fromCharCode(byte);
@@ -53,7 +59,7 @@ function hmac(key: Buffer | string, data: string): Buffer {
 }
 
 function sha256Hex(data: string): string {
-  return createHash('sha256').update(data, 'utf8').digest('hex');
+  return hash('sha256', data, 'hex');
 }
 
 /** "20260102T030405Z" */
@@ -61,44 +67,59 @@ export function amzDate(date: Date): string {
   return date.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
 }
 
-/** Signs one request. Signing keys are cached per day and secret. */
+/** A header value as SigV4 signs it: trimmed, inner whitespace runs as one space. */
+function canonicalValue(value: string): string {
+  return /^\S+$/.test(value) ? value : value.trim().replace(/\s+/g, ' ');
+}
+
+/**
+ * Signs one request. Signing keys are cached per day and secret, the
+ * X-Amz-Date text per second: the signer runs in the load generator, whose
+ * CPU competes with the server's on the bench machine.
+ */
 export class SigV4Signer {
   private readonly creds: Credentials;
   private cachedDay = '';
-  private cachedKey: Buffer = Buffer.alloc(0);
+  private cachedKey: KeyObject = createSecretKey(Buffer.alloc(32));
+  private stampSecond = NaN;
+  private stamp = '';
 
   constructor(creds: Credentials) {
     this.creds = creds;
   }
 
-  private signingKey(day: string): Buffer {
+  private signingKey(day: string): KeyObject {
     if (day !== this.cachedDay) {
       const kDate = hmac('AWS4' + this.creds.secretKey, day);
       const kRegion = hmac(kDate, this.creds.region);
       const kService = hmac(kRegion, 's3');
-      this.cachedKey = hmac(kService, 'aws4_request');
+      this.cachedKey = createSecretKey(hmac(kService, 'aws4_request'));
       this.cachedDay = day;
     }
     return this.cachedKey;
   }
 
+  private amzDateOf(date: Date | undefined): string {
+    if (date !== undefined) return amzDate(date);
+    const second = Math.floor(Date.now() / 1000);
+    if (second !== this.stampSecond) {
+      this.stamp = amzDate(new Date(second * 1000));
+      this.stampSecond = second;
+    }
+    return this.stamp;
+  }
+
   sign(input: SignInput): SignedRequest {
-    const stamp = amzDate(input.date ?? new Date());
+    const stamp = this.amzDateOf(input.date);
     const day = stamp.slice(0, 8);
-    const headers: Record<string, string> = {
-      ...input.headers,
-      host: input.host,
-      'x-amz-date': stamp,
-      'x-amz-content-sha256': input.payloadHash,
-    };
-    const names = Object.keys(headers)
-      .map((n) => n.toLowerCase())
-      .sort();
     const lowered: Record<string, string> = {};
-    for (const [n, v] of Object.entries(headers)) lowered[n.toLowerCase()] = String(v);
-    const canonicalHeaders = names
-      .map((n) => `${n}:${lowered[n]!.trim().replace(/\s+/g, ' ')}\n`)
-      .join('');
+    for (const n in input.headers) lowered[n.toLowerCase()] = String(input.headers[n]);
+    lowered['host'] = input.host;
+    lowered['x-amz-date'] = stamp;
+    lowered['x-amz-content-sha256'] = input.payloadHash;
+    const names = Object.keys(lowered).sort();
+    let canonicalHeaders = '';
+    for (const n of names) canonicalHeaders += `${n}:${canonicalValue(lowered[n]!)}\n`;
     const signedHeaders = names.join(';');
     const encodedPath = uriEncode(input.path, false);
     const query = canonicalQuery(input.query ?? {});

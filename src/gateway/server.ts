@@ -130,6 +130,8 @@ class GatewayServer implements Gateway {
   private readonly awaitingContinue = new WeakSet<http.IncomingMessage>();
   private server?: http.Server;
   private readonly sockets = new Set<Socket>();
+  /** Sockets whose errors directServe logs (one listener per connection). */
+  private readonly watchedSockets = new WeakSet<Socket>();
   private readonly metrics?: GatewayMetrics;
 
   constructor(private readonly options: GatewayOptions) {
@@ -140,18 +142,12 @@ class GatewayServer implements Gateway {
     this.app.proxy = false;
     // Koa reports errors of finished responses here (mostly clients that hung
     // up mid-body). Ours go to pino; koa's default would print to stderr.
-    this.app.on('error', (err: Error & { code?: string }) => {
-      const clientGone = err.code === 'ECONNRESET' || err.code === 'HPE_INVALID_EOF_STATE' || err.message === 'aborted';
-      options.logger[clientGone ? 'debug' : 'warn']({ err }, 'connection error');
-    });
+    this.app.on('error', (err: Error & { code?: string }) => this.connectionError(err));
+    // listen() sends S3 requests past koa (directServe); this middleware
+    // serves them too so that app.callback() alone is a complete handler.
     this.app.use(async (ctx, next) => {
-      const requestId = this.requestIds.next();
-      ctx.res.setHeader('x-amz-request-id', requestId);
-      ctx.res.setHeader('x-amz-id-2', idTwo(requestId));
-      ctx.res.setHeader('server', 'Lookahead');
-      const url = ctx.req.url ?? '/';
-      // On a bucket's virtual host, /_lookahead/... is an object key like any other.
-      if (url.startsWith(internalPrefix) && virtualHostBucket(ctx.req.headers.host, options.baseDomain) === undefined) {
+      const requestId = this.stampIds(ctx.res);
+      if (this.isInternal(ctx.req)) {
         await this.internal(ctx, next, requestId);
       } else {
         ctx.respond = false;
@@ -163,6 +159,46 @@ class GatewayServer implements Gateway {
       this.app.use(router.routes());
       this.app.use(router.allowedMethods());
     }
+  }
+
+  private connectionError(err: Error & { code?: string }): void {
+    const clientGone = err.code === 'ECONNRESET' || err.code === 'HPE_INVALID_EOF_STATE' || err.message === 'aborted';
+    this.options.logger[clientGone ? 'debug' : 'warn']({ err }, 'connection error');
+  }
+
+  /** A new request id, and the headers every response carries. */
+  private stampIds(res: http.ServerResponse): string {
+    const requestId = this.requestIds.next();
+    res.setHeader('x-amz-request-id', requestId);
+    res.setHeader('x-amz-id-2', idTwo(requestId));
+    res.setHeader('server', 'Lookahead');
+    return requestId;
+  }
+
+  /** /_lookahead/... is ours, except on a bucket's virtual host (an object key there). */
+  private isInternal(req: http.IncomingMessage): boolean {
+    return (req.url ?? '/').startsWith(internalPrefix) && virtualHostBucket(req.headers.host, this.options.baseDomain) === undefined;
+  }
+
+  /**
+   * An S3 request straight from node's server, without koa: its context,
+   * compose chain and per-request on-finished listeners cost a noticeable
+   * share of a small PUT's CPU, and S3 replies never use them
+   * (ctx.respond = false). What koa's on-finished did for us, logging
+   * socket errors, a listener per connection does.
+   */
+  private directServe(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const requestId = this.stampIds(res);
+    const socket = req.socket;
+    if (!this.watchedSockets.has(socket)) {
+      this.watchedSockets.add(socket);
+      socket.on('error', (err) => this.connectionError(err));
+    }
+    this.s3(req, res, requestId).catch((err: unknown) => {
+      // serveS3 answers every failure itself; this is our own bug.
+      this.options.logger.error({ err, requestId }, 'S3 request failed outside its handler');
+      res.destroy();
+    });
   }
 
   private healthRouter(): Router {
@@ -294,7 +330,11 @@ class GatewayServer implements Gateway {
   }
 
   listen(host: string, port: number): Promise<{ server: http.Server; port: number }> {
-    const handler = this.app.callback();
+    const koaHandler = this.app.callback();
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+      if (this.isInternal(req)) void koaHandler(req, res);
+      else this.directServe(req, res);
+    };
     const serverOptions: http.ServerOptions = {
       keepAlive: true,
       maxHeaderSize: requestHeaderBytesMax,

@@ -58,9 +58,14 @@ function isHex(byte: number): boolean {
   return (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x46) || (byte >= 0x61 && byte <= 0x66);
 }
 
+/** Paths that decode and re-encode to themselves: unreserved bytes and '/' only. */
+const alreadyCanonicalPath = /^[A-Za-z0-9\-._~/]+$/;
+
 /** Canonical URI for S3: the decoded path re-encoded, '/' kept, no normalisation. */
 export function canonicalUri(rawPath: string): string {
   const path = rawPath === '' ? '/' : rawPath;
+  // Most keys need neither step; skip the byte-by-byte round trip for them.
+  if (alreadyCanonicalPath.test(path)) return path;
   return uriEncode(percentDecode(path), false);
 }
 
@@ -111,8 +116,13 @@ function compareStrings(a: string, b: string): number {
 
 export type HeaderBag = Record<string, string | string[] | undefined>;
 
+/** A tab, two spaces in a row, or a space at either end. */
+const needsHeaderCanonicalising = /\t| {2}|^ | $/;
+
 /** Trimmed, with inner runs of spaces/tabs collapsed to one space (SigV4 rule). */
 export function canonicalHeaderValue(value: string): string {
+  // Most values have nothing to trim or collapse: return them as they are.
+  if (!needsHeaderCanonicalising.test(value)) return value;
   // Only spaces and tabs: String.trim would also eat \v, \f and U+00A0,
   // which are part of the value the client signed.
   return value.replace(/[ \t]+/g, ' ').replace(/^ | $/g, '');

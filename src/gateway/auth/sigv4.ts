@@ -7,6 +7,7 @@
 // message that says SigV4 is required (the fix on the client side is
 // `signature_version = s3v4`), rather than a confusing SignatureDoesNotMatch.
 
+import type { KeyObject } from 'node:crypto';
 import { S3Error } from '../../core/errors.ts';
 import { presignExpiresSecondsMax, presignExpiresSecondsMin, requestSkewMsMax } from '../../core/limits.ts';
 import {
@@ -157,9 +158,18 @@ export function parseAmzDate(text: string): number | undefined {
   const m = amzDatePattern.exec(text);
   if (!m) return undefined;
   const [y, mo, d, h, mi, s] = m.slice(1).map(Number) as [number, number, number, number, number, number];
-  const ms = Date.UTC(y, mo - 1, d, h, mi, s);
-  // Reject 20130231 and friends: the round trip must be exact.
-  return formatAmzDate(ms) === text ? ms : undefined;
+  // Reject 20130231 and friends, and years below 100 (Date.UTC would move
+  // them to 19xx): the same dates a format-and-compare round trip rejects,
+  // checked with arithmetic instead of string work on every request.
+  if (y < 100 || mo < 1 || mo > 12 || d < 1 || d > daysInMonth(y, mo) || h > 23 || mi > 59 || s > 59) return undefined;
+  return Date.UTC(y, mo - 1, d, h, mi, s);
+}
+
+/** Days of month `mo` (1-12) of year `y` in the proleptic Gregorian calendar, as Date uses. */
+function daysInMonth(y: number, mo: number): number {
+  if (mo !== 2) return mo === 4 || mo === 6 || mo === 9 || mo === 11 ? 30 : 31;
+  const leap = y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0);
+  return leap ? 29 : 28;
 }
 
 export function formatAmzDate(ms: number): string {
@@ -190,10 +200,10 @@ function lookupSecret(creds: CredentialLookup, accessKeyId: string): string {
   return secret;
 }
 
-function signingKeyFor(options: VerifyOptions, secret: string, cred: Credential): Buffer {
-  return options.keyCache
-    ? options.keyCache.get(secret, cred.date, cred.region, cred.service)
-    : deriveSigningKey(secret, cred.date, cred.region, cred.service);
+function signingKeyFor(options: VerifyOptions, secret: string, cred: Credential): { raw: Buffer; key: Buffer | KeyObject } {
+  if (options.keyCache) return options.keyCache.entry(secret, cred.date, cred.region, cred.service);
+  const raw = deriveSigningKey(secret, cred.date, cred.region, cred.service);
+  return { raw, key: raw };
 }
 
 // ---------------------------------------------------------------------------
@@ -267,7 +277,7 @@ function checkSignature(claimed: Claimed, secret: string, options: VerifyOptions
   const scope = credentialScope(cred.date, cred.region, cred.service);
   const toSign = stringToSign(claimed.amzDate, scope, canonical);
   const signingKey = signingKeyFor(options, secret, cred);
-  const expected = hmacHex(signingKey, toSign);
+  const expected = hmacHex(signingKey.key, toSign);
   if (!signaturesEqual(expected, claimed.signature)) {
     throw new S3Error('SignatureDoesNotMatch', 'The request signature we calculated does not match the signature you provided. Check your key and signing method.', {
       extra: {
@@ -285,7 +295,7 @@ function checkSignature(claimed: Claimed, secret: string, options: VerifyOptions
     payloadMode: mode,
     ...(hex === undefined ? {} : { payloadSha256Hex: hex }),
     signature: claimed.signature,
-    signingKey,
+    signingKey: signingKey.raw,
     amzDate: claimed.amzDate,
     scope,
   };
