@@ -55,7 +55,9 @@ it('puts and gets 100 MiB with RSS far below the body size', async () => {
   } finally {
     clearInterval(timer);
   }
-  // Buffering the body would add 100 MiB. Measured here: about +10 MB for the
-  // put and +27 MB for the get (64 KiB read buffers awaiting GC), not retained.
-  expect(peak - base).toBeLessThan(50 * 1024 * 1024);
+  // Buffering the body would add 100 MiB or more. Measured here: about +10 MB
+  // for the put and +27 MB for the get on a quiet machine (read buffers
+  // awaiting GC, not retained); under heavy load GC runs later and a run
+  // peaked just over 50 MB, so the bound sits between that and the body size.
+  expect(peak - base).toBeLessThan(70 * 1024 * 1024);
 });
