@@ -405,7 +405,7 @@ export async function compareLargeGet(
   seconds: number,
   /** Server pids, to report CPU per GET (a loaded machine makes MB/s noisy; CPU less so). */
   pids: { s3?: number; raw?: number } = {},
-): Promise<{ s3: ThroughputSample; raw: ThroughputSample }> {
+): Promise<{ s3: ThroughputSample; raw: ThroughputSample; medianPairRatio: number }> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   const s3: number[] = [];
   const raw: number[] = [];
@@ -440,5 +440,9 @@ export async function compareLargeGet(
   return {
     s3: { mbPerSec: s3, medianMbPerSec: median(s3), ...perGet('s3', s3.length) },
     raw: { mbPerSec: raw, medianMbPerSec: median(raw), ...perGet('raw', raw.length) },
+    // Each S3 GET runs right after its raw twin, so a pair shares the
+    // machine's load of that moment: the median of pair ratios is steadier
+    // than a ratio of two medians on a noisy machine.
+    medianPairRatio: median(s3.map((v, i) => v / raw[i]!)),
   };
 }
