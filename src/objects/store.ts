@@ -14,18 +14,19 @@
 // store's counter to at least that seq so a promoted secondary continues
 // above everything it received.
 
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { readdir, rm } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
-import { Transform, type Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import type { RootDatabase } from 'lmdb';
 import type { ChangeHooks, ChangeIntent } from '../core/changes.ts';
 import { noReplication } from '../core/changes.ts';
 import { systemClock, type Clock } from '../core/clock.ts';
-import { BlobSpace, durableWrite, isInlineBlobId, unlinkQuietly } from '../core/durable.ts';
+import { BlobSpace, durableWrite, isInlineBlobId, newInlineBlobId, unlinkQuietly } from '../core/durable.ts';
+import { createHasher } from '../core/checksum.ts';
 import { EtagHasher } from '../core/etag.ts';
 import { S3Error } from '../core/errors.ts';
 import { commitErrorWaitMs, inlineBodyBytesMax, keyBytesMax, openObjectAttemptsMax, partNumberMax, partNumberMin, partSizeBytesMax, putObjectBytesMax } from '../core/limits.ts';
@@ -41,7 +42,7 @@ import {
   type BlobRef, type BodyDigest, type BucketInfo, type ChecksumAlgorithm, type CompletePart,
   type CopySource, type ListQuery, type ListResult, type ListUploadsQuery, type MultipartUpload,
   type ObjectMeta, type ObjectReader, type ObjectStore, type PartInfo, type PutObjectInput,
-  type WriteAttributes,
+  type ReplicaBody, type WriteAttributes,
 } from './types.ts';
 
 export { openMetaDb } from './meta-db.ts';
@@ -388,6 +389,16 @@ export class DiskObjectStore implements ObjectStore {
         if (!vanished || attempt >= openObjectAttemptsMax) throw err;
       }
     }
+  }
+
+  readInlineObject(bucket: string, key: string): ReplicaBody | null | undefined {
+    if (!this.dbs.buckets.get(bucketKey(bucket))) return null;
+    const meta = this.dbs.objects.get(objectKey(bucket, key));
+    if (!meta) return null;
+    const only = meta.blobs.length === 1 ? meta.blobs[0] : undefined;
+    if (!only || !isInlineBlobId(only.id)) return undefined;
+    const data = this.dbs.inline.get(inlineKey(only.id)); // same snapshot as the meta
+    return data ? { meta, body: Buffer.from(data) } : undefined;
   }
 
   /** Copies of the version's inline bodies (small: at most inlineBodyBytesMax each). */
@@ -749,7 +760,7 @@ export class DiskObjectStore implements ObjectStore {
       body.resume(); // drain: the copy is older than what we hold
       return false;
     }
-    const algorithm = meta.checksum?.type === 'FULL_OBJECT' ? meta.checksum.algorithm : undefined;
+    const algorithm = fullObjectAlgorithm(meta);
     const multipart = multipartEtagCheck(meta, body);
     try {
       const replaced = await durableWrite({
@@ -780,6 +791,46 @@ export class DiskObjectStore implements ObjectStore {
       if (err instanceof StaleReplica) return false;
       throw err;
     }
+  }
+
+  async applyReplicaBatch(items: readonly ReplicaBody[]): Promise<Array<boolean | Error>> {
+    const out: Array<boolean | Error> = new Array<boolean | Error>(items.length).fill(false);
+    const inline: number[] = [];
+    const alone: Promise<void>[] = [];
+    items.forEach(({ meta, body }, n) => {
+      // What durableWrite would not keep inline, or a multipart ETag (checked
+      // per part): the single path.
+      if (body.length > this.inlineMaxBytes || meta.etag.includes('-')) {
+        alone.push(this.applyReplica(meta, Readable.from([body], { objectMode: false })).then((a) => void (out[n] = a), (e: Error) => void (out[n] = e)));
+        return;
+      }
+      try {
+        verifyReplicaBody(meta, digestOf(meta, body), fullObjectAlgorithm(meta));
+      } catch (err) {
+        out[n] = err as Error;
+        return;
+      }
+      if (!this.isStale(meta.bucket, meta.key, meta.seq)) inline.push(n);
+    });
+    if (inline.length > 0) {
+      const replaced = await this.txn(() => {
+        const gone: string[] = [];
+        for (const n of inline) {
+          const { meta, body } = items[n]!;
+          if (this.isStale(meta.bucket, meta.key, meta.seq)) continue; // an earlier item of this batch
+          this.ensureBucket(meta.bucket);
+          const blob: BlobRef = { id: newInlineBlobId(), size: body.length };
+          this.keepInline(blob, body);
+          gone.push(...this.writeMeta({ ...meta, v: objectMetaVersion, blobs: [blob] }));
+          this.raiseSeq(meta.seq);
+          out[n] = true;
+        }
+        return gone;
+      });
+      this.releaseBlobs(replaced);
+    }
+    await Promise.all(alone);
+    return out;
   }
 
   async applyReplicaDelete(bucket: string, key: string, seq: number, options: { force?: boolean } = {}): Promise<boolean> {
@@ -885,6 +936,22 @@ function multipartEtagCheck(meta: ObjectMeta, body: Readable): { body: Readable;
       if (hasher.digest() !== meta.etag) throw new S3Error('BadDigest', 'Replica body does not match its ETag');
     },
   };
+}
+
+function fullObjectAlgorithm(meta: ObjectMeta): ChecksumAlgorithm | undefined {
+  return meta.checksum?.type === 'FULL_OBJECT' ? meta.checksum.algorithm : undefined;
+}
+
+/** The digests verifyReplicaBody checks, of a body held in memory. */
+function digestOf(meta: ObjectMeta, body: Buffer): BodyDigest {
+  const algorithm = fullObjectAlgorithm(meta);
+  const checksums: Partial<Record<ChecksumAlgorithm, string>> = {};
+  if (algorithm) {
+    const h = createHasher(algorithm);
+    h.update(body);
+    checksums[algorithm] = h.digest().toString('base64');
+  }
+  return { size: body.length, md5Hex: createHash('md5').update(body).digest('hex'), checksums };
 }
 
 function verifyReplicaBody(meta: ObjectMeta, d: BodyDigest, algorithm?: ChecksumAlgorithm): void {

@@ -35,10 +35,12 @@ import { TargetRejectedError, TargetUnavailableError } from './target.ts';
 
 export const batchPath = '/objects';
 
-export interface BatchItem {
+/** A small copy with its body in memory. */
+export interface ReplicaCopy {
   copy: ObjectCopy;
   body: Buffer;
 }
+export type BatchItem = ReplicaCopy;
 
 /** One item's outcome on S: applied (false: S held a newer seq) or an S3 error. */
 export type BatchResult = { applied: boolean } | { status: number; code: string; message: string };
@@ -99,20 +101,9 @@ export async function readBatchBody(req: IncomingMessage): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-/** S: applies every item at once (their commits share lmdb transactions). */
+/** S: applies every item at once (one store transaction for the small ones). */
 export async function applyBatch(service: SecondaryService, items: readonly BatchItem[]): Promise<{ results: BatchResult[] }> {
-  const results = await Promise.all(
-    items.map(async (item): Promise<BatchResult> => {
-      try {
-        return { applied: await service.putObject(item.copy, Readable.from([item.body], { objectMode: false })) };
-      } catch (err) {
-        // Fencing and stale sessions concern the whole request.
-        if (err instanceof S3Error) return { status: err.status, code: err.code, message: err.message };
-        throw err;
-      }
-    }),
-  );
-  return { results };
+  return { results: await service.putObjects(items) };
 }
 
 /** P: the error a failed item maps to (as GatewayTarget maps a single copy's answer). */
