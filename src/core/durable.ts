@@ -187,6 +187,12 @@ export function newInlineBlobId(): string {
   return `i${randomBytes(16).toString('hex').slice(1)}`;
 }
 
+/** `count` fresh inline ids from one random draw (replica batches make many per turn). */
+export function newInlineBlobIds(count: number): string[] {
+  const hex = randomBytes(16 * count).toString('hex');
+  return Array.from({ length: count }, (_, i) => `i${hex.slice(32 * i + 1, 32 * (i + 1))}`);
+}
+
 export function isInlineBlobId(id: string): boolean {
   return id.startsWith('i');
 }

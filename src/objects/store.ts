@@ -25,7 +25,7 @@ import type { RootDatabase } from 'lmdb';
 import type { ChangeHooks, ChangeIntent } from '../core/changes.ts';
 import { noReplication } from '../core/changes.ts';
 import { systemClock, type Clock } from '../core/clock.ts';
-import { BlobSpace, durableWrite, isInlineBlobId, newInlineBlobId, unlinkQuietly } from '../core/durable.ts';
+import { BlobSpace, durableWrite, isInlineBlobId, newInlineBlobIds, unlinkQuietly } from '../core/durable.ts';
 import { createHasher } from '../core/checksum.ts';
 import { EtagHasher } from '../core/etag.ts';
 import { S3Error } from '../core/errors.ts';
@@ -392,7 +392,7 @@ export class DiskObjectStore implements ObjectStore {
   }
 
   readInlineObject(bucket: string, key: string): ReplicaBody | null | undefined {
-    if (!this.dbs.buckets.get(bucketKey(bucket))) return null;
+    // No bucket lookup: a bucket holding objects cannot be deleted.
     const meta = this.dbs.objects.get(objectKey(bucket, key));
     if (!meta) return null;
     const only = meta.blobs.length === 1 ? meta.blobs[0] : undefined;
@@ -806,31 +806,47 @@ export class DiskObjectStore implements ObjectStore {
       }
       try {
         verifyReplicaBody(meta, digestOf(meta, body), fullObjectAlgorithm(meta));
+        inline.push(n);
       } catch (err) {
         out[n] = err as Error;
-        return;
       }
-      if (!this.isStale(meta.bucket, meta.key, meta.seq)) inline.push(n);
     });
     if (inline.length > 0) {
+      const ids = newInlineBlobIds(inline.length);
       const replaced = await this.txn(() => {
         const gone: string[] = [];
-        for (const n of inline) {
+        let seq = 0;
+        inline.forEach((n, i) => {
           const { meta, body } = items[n]!;
-          if (this.isStale(meta.bucket, meta.key, meta.seq)) continue; // an earlier item of this batch
-          this.ensureBucket(meta.bucket);
-          const blob: BlobRef = { id: newInlineBlobId(), size: body.length };
-          this.keepInline(blob, body);
-          gone.push(...this.writeMeta({ ...meta, v: objectMetaVersion, blobs: [blob] }));
-          this.raiseSeq(meta.seq);
+          const written = this.writeReplicaInline(meta, { id: ids[i]!, size: body.length }, body);
+          if (written === undefined) return; // stale
+          gone.push(...written);
+          seq = Math.max(seq, meta.seq);
           out[n] = true;
-        }
+        });
+        this.raiseSeq(seq);
         return gone;
       });
       this.releaseBlobs(replaced);
     }
     await Promise.all(alone);
     return out;
+  }
+
+  /** Inside a transaction: applyReplica's commit for an inline body, the
+   * key built once (a batch runs this per copy). Undefined when stale. */
+  private writeReplicaInline(meta: ObjectMeta, blob: BlobRef, body: Buffer): string[] | undefined {
+    const k = objectKey(meta.bucket, meta.key);
+    const current = this.dbs.objects.get(k);
+    if (current && current.seq >= meta.seq) return undefined;
+    const tomb = this.dbs.tombstones.get(k);
+    if (tomb !== undefined && tomb.seq >= meta.seq) return undefined;
+    this.ensureBucket(meta.bucket);
+    this.keepInline(blob, body);
+    const replaced = this.forgetBlobs(current?.blobs.map((b) => b.id) ?? []);
+    this.dbs.objects.put(k, { ...meta, v: objectMetaVersion, blobs: [blob] });
+    if (tomb !== undefined) this.dbs.tombstones.remove(k);
+    return replaced;
   }
 
   async applyReplicaDelete(bucket: string, key: string, seq: number, options: { force?: boolean } = {}): Promise<boolean> {

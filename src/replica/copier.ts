@@ -160,7 +160,7 @@ export class Copier {
    * good part of one: under load, fewer and larger requests. */
   private batchWanted(): boolean {
     if (this.ready.size === 0 || this.batchesInFlight >= replicaBatchInFlightMax) return false;
-    return this.batchesInFlight === 0 || this.ready.size >= replicaBatchObjectsMax / 4;
+    return this.batchesInFlight === 0 || this.ready.size >= replicaBatchObjectsMax;
   }
 
   private startSingles(): void {
