@@ -397,8 +397,9 @@ export class DiskObjectStore implements ObjectStore {
     if (!meta) return null;
     const only = meta.blobs.length === 1 ? meta.blobs[0] : undefined;
     if (!only || !isInlineBlobId(only.id)) return undefined;
-    const data = this.dbs.inline.get(inlineKey(only.id)); // same snapshot as the meta
-    return data ? { meta, body: Buffer.from(data) } : undefined;
+    // Same snapshot as the meta; lmdb-js's get returns a copy (binary encoding).
+    const body = this.dbs.inline.get(inlineKey(only.id));
+    return body ? { meta, body } : undefined;
   }
 
   /** Copies of the version's inline bodies (small: at most inlineBodyBytesMax each). */

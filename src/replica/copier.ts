@@ -11,6 +11,7 @@ import {
   copyRetryBaseMs,
   copyRetryMaxMs,
   replicaBatchBytesMax,
+  replicaBatchGapMs,
   replicaBatchInFlightMax,
   replicaBatchObjectBytesMax,
   replicaBatchObjectsMax,
@@ -84,6 +85,7 @@ export class Copier {
   private readonly phantoms = new Map<string, number>();
   private singlesInFlight = 0;
   private batchesInFlight = 0;
+  private lastBatchAt = -Infinity;
   private running = false;
   private stopped = false;
   private wake: (() => void) | undefined;
@@ -156,11 +158,17 @@ export class Copier {
     return this.options.target.putObjects !== undefined && this.options.store()?.readInlineObject !== undefined;
   }
 
-  /** A batch goes when none is in flight, or when enough is ready to fill a
-   * good part of one: under load, fewer and larger requests. */
+  /** A full batch goes at once (up to replicaBatchInFlightMax); a partial
+   * one when none is in flight and replicaBatchGapMs passed since the last:
+   * under load, fewer and fuller requests. */
   private batchWanted(): boolean {
     if (this.ready.size === 0 || this.batchesInFlight >= replicaBatchInFlightMax) return false;
-    return this.batchesInFlight === 0 || this.ready.size >= replicaBatchObjectsMax;
+    if (this.ready.size >= replicaBatchObjectsMax) return true;
+    return this.batchesInFlight === 0 && this.options.clock.now() >= this.partialBatchAt();
+  }
+
+  private partialBatchAt(): number {
+    return this.lastBatchAt + replicaBatchGapMs;
   }
 
   private startSingles(): void {
@@ -207,6 +215,7 @@ export class Copier {
       this.inFlight.add(qkey);
     }
     if (batch.length === 0) return;
+    this.lastBatchAt = this.options.clock.now();
     this.batchesInFlight++;
     void this.copyBatch(batch).finally(() => {
       this.batchesInFlight--;
@@ -287,6 +296,7 @@ export class Copier {
     const { clock } = this.options;
     let next = Infinity;
     for (const at of this.delayed.values()) next = Math.min(next, at);
+    if (this.ready.size > 0 && this.batchesInFlight === 0 && this.batching()) next = Math.min(next, this.partialBatchAt());
     return new Promise<void>((resolve) => {
       const done = () => {
         this.wake = undefined;
