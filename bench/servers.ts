@@ -52,9 +52,13 @@ function exited(child: ChildProcess): Promise<void> {
 
 /** Spawns `node --import tsx ...args` and waits for its ready line. */
 export async function spawnServer(opts: SpawnOptions): Promise<ChildServer> {
-  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), '--import', 'tsx', ...opts.args], {
+  const env = { ...process.env, ...opts.env };
+  // LOOKAHEAD_CPU_PROF_DIR=dir: every child writes a V8 CPU profile there on
+  // exit (NODE_OPTIONS refuses --cpu-prof, so it goes on the command line).
+  const prof = env.LOOKAHEAD_CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${env.LOOKAHEAD_CPU_PROF_DIR}`] : [];
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), ...prof, '--import', 'tsx', ...opts.args], {
     cwd: repoRoot,
-    env: { ...process.env, ...opts.env },
+    env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let tail = '';

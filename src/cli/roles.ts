@@ -189,6 +189,7 @@ export class SiteRoles {
       openSession: wrap((from: string, epoch: number) => service.openSession(from, epoch)),
       applyRecord: wrap((m: Parameters<SecondaryService['applyRecord']>[0]) => service.applyRecord(m)),
       putObject: wrap((c: Parameters<SecondaryService['putObject']>[0], b: Parameters<SecondaryService['putObject']>[1]) => service.putObject(c, b)),
+      putObjects: wrap((items: Parameters<SecondaryService['putObjects']>[0]) => service.putObjects(items)),
       deleteObject: wrap((c: Parameters<SecondaryService['deleteObject']>[0]) => service.deleteObject(c)),
       putBucket: wrap((c: Parameters<SecondaryService['putBucket']>[0]) => service.putBucket(c)),
     };

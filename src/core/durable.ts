@@ -195,6 +195,12 @@ export function newInlineBlobId(): string {
   return `i${u.slice(1, 8)}${u.slice(9, 13)}${u.slice(14, 18)}${u.slice(19, 23)}${u.slice(24)}`;
 }
 
+/** `count` fresh inline ids from one random draw (replica batches make many per turn). */
+export function newInlineBlobIds(count: number): string[] {
+  const hex = randomBytes(16 * count).toString('hex');
+  return Array.from({ length: count }, (_, i) => `i${hex.slice(32 * i + 1, 32 * (i + 1))}`);
+}
+
 export function isInlineBlobId(id: string): boolean {
   return id.startsWith('i');
 }

@@ -110,6 +110,11 @@ export const replicaBatchObjectsMax = 64;
 export const replicaBatchBytesMax = 4 * 1024 ** 2;
 /** Batch requests in flight to one secondary; copies beyond wait for the next. */
 export const replicaBatchInFlightMax = 4;
+/** A batch that is not full starts at least this long after the previous
+ * one: under load, fewer and fuller requests (each costs a request and a
+ * transaction on both sites, on the cores client writes need); adds at most
+ * this much to the replication lag. */
+export const replicaBatchGapMs = 20;
 /** Object store: blob files spread over 256 subdirectories (two hex chars). */
 export const blobShardCount = 256;
 /** Object store: new blobs go to one shard for this many writes, then the

@@ -19,18 +19,19 @@
 // store's counter to at least that seq so a promoted secondary continues
 // above everything it received.
 
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { readdir, rm } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
-import { Transform, type Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import type { RootDatabase } from 'lmdb';
 import type { ChangeHooks, ChangeIntent } from '../core/changes.ts';
 import { noReplication } from '../core/changes.ts';
 import { systemClock, type Clock } from '../core/clock.ts';
-import { BlobSpace, durableWrite, isInlineBlobId, unlinkQuietly } from '../core/durable.ts';
+import { BlobSpace, durableWrite, isInlineBlobId, newInlineBlobIds, unlinkQuietly } from '../core/durable.ts';
+import { createHasher } from '../core/checksum.ts';
 import { EtagHasher } from '../core/etag.ts';
 import { S3Error } from '../core/errors.ts';
 import { commitErrorWaitMs, inlineBodyBytesMax, keyBytesMax, openObjectAttemptsMax, partNumberMax, partNumberMin, partSizeBytesMax, putObjectBytesMax } from '../core/limits.ts';
@@ -47,7 +48,7 @@ import {
   type BlobRef, type BodyDigest, type BucketInfo, type ChecksumAlgorithm, type CompletePart,
   type CopySource, type ListQuery, type ListResult, type ListUploadsQuery, type MultipartUpload,
   type ObjectMeta, type ObjectReader, type ObjectStore, type PartInfo, type PutObjectInput,
-  type WriteAttributes,
+  type ReplicaBody, type WriteAttributes,
 } from './types.ts';
 
 export { openMetaDb } from './meta-db.ts';
@@ -395,6 +396,17 @@ export class DiskObjectStore implements ObjectStore {
         if (!vanished || attempt >= openObjectAttemptsMax) throw err;
       }
     }
+  }
+
+  readInlineObject(bucket: string, key: string): ReplicaBody | null | undefined {
+    // No bucket lookup: a bucket holding objects cannot be deleted.
+    const meta = this.dbs.objects.get(objectKey(bucket, key));
+    if (!meta) return null;
+    const only = meta.blobs.length === 1 ? meta.blobs[0] : undefined;
+    if (!only || !isInlineBlobId(only.id)) return undefined;
+    // Same snapshot as the meta; lmdb-js's get returns a copy (binary encoding).
+    const body = this.dbs.inline.get(inlineKey(only.id));
+    return body ? { meta, body } : undefined;
   }
 
   /** Copies of the version's inline bodies (small: at most inlineBodyBytesMax each). */
@@ -762,7 +774,7 @@ export class DiskObjectStore implements ObjectStore {
       body.resume(); // drain: the copy is older than what we hold
       return false;
     }
-    const algorithm = meta.checksum?.type === 'FULL_OBJECT' ? meta.checksum.algorithm : undefined;
+    const algorithm = fullObjectAlgorithm(meta);
     const multipart = multipartEtagCheck(meta, body);
     try {
       const replaced = await durableWrite({
@@ -793,6 +805,62 @@ export class DiskObjectStore implements ObjectStore {
       if (err instanceof StaleReplica) return false;
       throw err;
     }
+  }
+
+  async applyReplicaBatch(items: readonly ReplicaBody[]): Promise<Array<boolean | Error>> {
+    const out: Array<boolean | Error> = new Array<boolean | Error>(items.length).fill(false);
+    const inline: number[] = [];
+    const alone: Promise<void>[] = [];
+    items.forEach(({ meta, body }, n) => {
+      // What durableWrite would not keep inline, or a multipart ETag (checked
+      // per part): the single path.
+      if (body.length > this.inlineMaxBytes || meta.etag.includes('-')) {
+        alone.push(this.applyReplica(meta, Readable.from([body], { objectMode: false })).then((a) => void (out[n] = a), (e: Error) => void (out[n] = e)));
+        return;
+      }
+      try {
+        verifyReplicaBody(meta, digestOf(meta, body), fullObjectAlgorithm(meta));
+        inline.push(n);
+      } catch (err) {
+        out[n] = err as Error;
+      }
+    });
+    if (inline.length > 0) {
+      const ids = newInlineBlobIds(inline.length);
+      const replaced = await this.txn(() => {
+        const gone: string[] = [];
+        let seq = 0;
+        inline.forEach((n, i) => {
+          const { meta, body } = items[n]!;
+          const written = this.writeReplicaInline(meta, { id: ids[i]!, size: body.length }, body);
+          if (written === undefined) return; // stale
+          gone.push(...written);
+          seq = Math.max(seq, meta.seq);
+          out[n] = true;
+        });
+        this.raiseSeq(seq);
+        return gone;
+      });
+      this.releaseBlobs(replaced);
+    }
+    await Promise.all(alone);
+    return out;
+  }
+
+  /** Inside a transaction: applyReplica's commit for an inline body, the
+   * key built once (a batch runs this per copy). Undefined when stale. */
+  private writeReplicaInline(meta: ObjectMeta, blob: BlobRef, body: Buffer): string[] | undefined {
+    const k = objectKey(meta.bucket, meta.key);
+    const current = this.dbs.objects.get(k);
+    if (current && current.seq >= meta.seq) return undefined;
+    const tomb = this.dbs.tombstones.get(k);
+    if (tomb !== undefined && tomb.seq >= meta.seq) return undefined;
+    this.ensureBucket(meta.bucket);
+    this.keepInline(blob, body);
+    const replaced = this.forgetBlobs(current?.blobs.map((b) => b.id) ?? []);
+    this.dbs.objects.put(k, { ...meta, v: objectMetaVersion, blobs: [blob] });
+    if (tomb !== undefined) this.dbs.tombstones.remove(k);
+    return replaced;
   }
 
   async applyReplicaDelete(bucket: string, key: string, seq: number, options: { force?: boolean } = {}): Promise<boolean> {
@@ -898,6 +966,22 @@ function multipartEtagCheck(meta: ObjectMeta, body: Readable): { body: Readable;
       if (hasher.digest() !== meta.etag) throw new S3Error('BadDigest', 'Replica body does not match its ETag');
     },
   };
+}
+
+function fullObjectAlgorithm(meta: ObjectMeta): ChecksumAlgorithm | undefined {
+  return meta.checksum?.type === 'FULL_OBJECT' ? meta.checksum.algorithm : undefined;
+}
+
+/** The digests verifyReplicaBody checks, of a body held in memory. */
+function digestOf(meta: ObjectMeta, body: Buffer): BodyDigest {
+  const algorithm = fullObjectAlgorithm(meta);
+  const checksums: Partial<Record<ChecksumAlgorithm, string>> = {};
+  if (algorithm) {
+    const h = createHasher(algorithm);
+    h.update(body);
+    checksums[algorithm] = h.digest().toString('base64');
+  }
+  return { size: body.length, md5Hex: createHash('md5').update(body).digest('hex'), checksums };
 }
 
 function verifyReplicaBody(meta: ObjectMeta, d: BodyDigest, algorithm?: ChecksumAlgorithm): void {

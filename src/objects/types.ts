@@ -182,6 +182,12 @@ export interface CopySource {
   range?: ReadRange;
 }
 
+/** A version with its whole body in memory (small objects only). */
+export interface ReplicaBody {
+  meta: ObjectMeta;
+  body: Buffer;
+}
+
 /** The store as the gateway and replica code see it. */
 export interface ObjectStore {
   // Buckets
@@ -260,6 +266,20 @@ export interface ObjectStore {
     body: Readable,
     options?: { force?: boolean },
   ): Promise<boolean>;
+  /**
+   * Many small copies at once (replication batches): each item as
+   * applyReplica would apply it (stale ones false, a body that fails its
+   * ETag or checksum an error of its own), the small ones in one
+   * transaction. Optional: callers fall back to applyReplica.
+   */
+  applyReplicaBatch?(items: readonly ReplicaBody[]): Promise<Array<boolean | Error>>;
+  /**
+   * The current version when its whole body sits in the metadata store
+   * (small objects), read in one snapshot without opening a stream: the
+   * copier reads many per turn. null: no such key or bucket; undefined: the
+   * body is elsewhere (use openObject). Optional.
+   */
+  readInlineObject?(bucket: string, key: string): ReplicaBody | null | undefined;
   /** Deletes with a tombstone at `seq` so a late copy cannot resurrect it. */
   applyReplicaDelete(
     bucket: string,

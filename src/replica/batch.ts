@@ -1,8 +1,9 @@
 // Small-object copies in batches: many copies in one inter-site request
-// (POST /_lookahead/replica/objects), applied concurrently on S so their
-// lmdb commits share one transaction. Profiles of `npm run bench`
-// (replication, 4 KiB PUT c16) showed the per-request work of one copy per
-// request (HTTP on both sites, routing, HMAC) costing more CPU than the copy
+// (POST /_lookahead/replica/objects), applied on S under one lock hold and in
+// one store transaction (SecondaryService.putObjects, the store's
+// applyReplicaBatch). Profiles of `npm run bench` (replication, 4 KiB PUT
+// c16) showed the per-request work of one copy per request (HTTP on both
+// sites, routing, HMAC, a transaction each) costing more CPU than the copy
 // itself, on the same cores the client writes need.
 //
 // Wire format of a batch body:
@@ -17,15 +18,15 @@
 // one per item in order; fencing and stale sessions fail the whole batch
 // (409, as for single copies).
 //
-// GatewayTarget.putObject hands copies of at most replicaBatchObjectBytesMax
-// to an ObjectBatcher, which sends what concurrent copier slots produced in
-// the same turn as one request; a secondary without the route (404/405)
-// turns batching off for the target's lifetime, and the items of a batch
-// refused whole (4xx) are sent one by one, so one bad item fails alone.
+// The copier builds its batches itself (copier.ts, ReplicaTarget.putObjects).
+// GatewayTarget.putObject, for other callers, hands copies of at most
+// replicaBatchObjectBytesMax to an ObjectBatcher, which sends what arrived in
+// the same turn as one request. Either way, a secondary without the route
+// (404/405) turns batching off for the target's lifetime, and the items of a
+// batch refused whole (4xx) are sent one by one, so one bad item fails alone.
 
 import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
-import { S3Error } from '../core/errors.ts';
 import { replicaBatchBytesMax, replicaBatchInFlightMax, replicaBatchObjectBytesMax, replicaBatchObjectsMax } from '../core/limits.ts';
 import type { ObjectMeta } from '../objects/types.ts';
 import type { ObjectCopy } from './messages.ts';
@@ -35,10 +36,12 @@ import { TargetRejectedError, TargetUnavailableError } from './target.ts';
 
 export const batchPath = '/objects';
 
-export interface BatchItem {
+/** A small copy with its body in memory. */
+export interface ReplicaCopy {
   copy: ObjectCopy;
   body: Buffer;
 }
+export type BatchItem = ReplicaCopy;
 
 /** One item's outcome on S: applied (false: S held a newer seq) or an S3 error. */
 export type BatchResult = { applied: boolean } | { status: number; code: string; message: string };
@@ -99,20 +102,9 @@ export async function readBatchBody(req: IncomingMessage): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-/** S: applies every item at once (their commits share lmdb transactions). */
+/** S: applies every item at once (one store transaction for the small ones). */
 export async function applyBatch(service: SecondaryService, items: readonly BatchItem[]): Promise<{ results: BatchResult[] }> {
-  const results = await Promise.all(
-    items.map(async (item): Promise<BatchResult> => {
-      try {
-        return { applied: await service.putObject(item.copy, Readable.from([item.body], { objectMode: false })) };
-      } catch (err) {
-        // Fencing and stale sessions concern the whole request.
-        if (err instanceof S3Error) return { status: err.status, code: err.code, message: err.message };
-        throw err;
-      }
-    }),
-  );
-  return { results };
+  return { results: await service.putObjects(items) };
 }
 
 /** P: the error a failed item maps to (as GatewayTarget maps a single copy's answer). */

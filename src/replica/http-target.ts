@@ -7,7 +7,7 @@ import { Readable } from 'node:stream';
 import type { Clock } from '../core/clock.ts';
 import { replicaJsonBodyBytesMax, replicaRequestTimeoutMs } from '../core/limits.ts';
 import { epochHeader, metaHeader, sha256Hex, signHeaders, streamedBodyHash } from './auth.ts';
-import { BatchUnsupportedError, ObjectBatcher, batchPath, encodeBatch, type BatchItem, type BatchResult } from './batch.ts';
+import { BatchUnsupportedError, ObjectBatcher, batchPath, encodeBatch, type BatchItem, type BatchResult, type ReplicaCopy } from './batch.ts';
 import type {
   BucketCopy,
   DeleteCopy,
@@ -43,9 +43,11 @@ export class GatewayTarget implements ReplicaTarget {
   private readonly base: URL;
   /** Requests sent, by path (tests check that a hit sends no record message). */
   readonly sent = new Map<string, number>();
+  /** The secondary has no batch route (an older version). */
+  private batchUnsupported = false;
   /** Small copies go out many to a request (batch.ts). */
   private readonly batcher = new ObjectBatcher(
-    (items) => this.putObjects(items),
+    (items) => this.sendBatch(items),
     (item) => this.putOne(item.copy, Readable.from([item.body], { objectMode: false })),
   );
 
@@ -75,8 +77,35 @@ export class GatewayTarget implements ReplicaTarget {
     return applied(this.ok(res));
   }
 
+  /**
+   * The copier's batches: one request; a secondary without the route (it
+   * stays off for this target's lifetime) or a batch refused whole (4xx)
+   * goes one copy per request, so one bad item fails alone.
+   */
+  async putObjects(items: ReplicaCopy[]): Promise<BatchResult[]> {
+    if (!this.batchUnsupported) {
+      try {
+        return await this.sendBatch(items);
+      } catch (err) {
+        if (err instanceof BatchUnsupportedError) this.batchUnsupported = true;
+        else if (!(err instanceof TargetRejectedError)) throw err;
+      }
+    }
+    return Promise.all(items.map((item) => this.putAlone(item)));
+  }
+
+  private async putAlone(item: ReplicaCopy): Promise<BatchResult> {
+    try {
+      return { applied: await this.putOne(item.copy, Readable.from([item.body], { objectMode: false })) };
+    } catch (err) {
+      if (err instanceof TargetRejectedError) return { status: err.status, code: err.code ?? 'Rejected', message: err.message };
+      if (err instanceof TargetUnavailableError) return { status: 503, code: 'ServiceUnavailable', message: err.message };
+      throw err;
+    }
+  }
+
   /** One batch request (batch.ts); BatchUnsupportedError from an older secondary. */
-  private async putObjects(items: BatchItem[]): Promise<BatchResult[]> {
+  private async sendBatch(items: BatchItem[]): Promise<BatchResult[]> {
     const body = encodeBatch(items);
     const res = await this.send('POST', batchPath, { contentSha256: sha256Hex(body) }, body, body.length);
     if (res.status === 404 || res.status === 405) throw new BatchUnsupportedError();

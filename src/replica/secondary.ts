@@ -3,11 +3,12 @@
 // writes. Transport-free: the HTTP router (router.ts) and the simulation's
 // SimTarget both call these methods.
 
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import type { ChangeHooks, ChangeIntent } from '../core/changes.ts';
 import type { Clock } from '../core/clock.ts';
 import { NotPrimaryError, S3Error } from '../core/errors.ts';
-import type { ObjectStore } from '../objects/types.ts';
+import type { ObjectStore, ReplicaBody } from '../objects/types.ts';
+import type { BatchResult, ReplicaCopy } from './batch.ts';
 import { GenerationalRecord } from '../predict/record.ts';
 import type { LocationEntry, LocationName } from '../predict/types.ts';
 import type {
@@ -150,6 +151,55 @@ export class SecondaryService {
     });
   }
 
+  /**
+   * Many small copies (batch.ts), each checked as putObject checks one
+   * (seq against the bucket floor, bucket present; the store drops copies
+   * older than what it holds), under one lock hold and, where the store can,
+   * one transaction. Fencing fails the whole batch; any other refusal only
+   * its item.
+   */
+  async putObjects(items: readonly ReplicaCopy[]): Promise<BatchResult[]> {
+    for (const item of items) this.checkEpoch(item.copy.epoch);
+    return this.lock.shared(async () => {
+      const results: BatchResult[] = items.map(() => ({ applied: false }));
+      const todo: number[] = [];
+      const buckets = new Map<string, { floor: number; exists: boolean }>();
+      for (const [n, { copy }] of items.entries()) {
+        const { bucket } = copy.meta;
+        let b = buckets.get(bucket);
+        if (b === undefined) {
+          b = { floor: this.options.durable.bucketFloor(bucket), exists: await this.bucketExists(bucket) };
+          buckets.set(bucket, b);
+        }
+        if (copy.meta.seq < b.floor) continue; // stale: applied false
+        if (!b.exists) results[n] = itemResult(noBucketYet(bucket));
+        else todo.push(n);
+      }
+      const outcomes = await this.applyMany(todo.map((n) => ({ meta: items[n]!.copy.meta, body: items[n]!.body })));
+      todo.forEach((n, i) => {
+        const o = outcomes[i]!;
+        results[n] = typeof o === 'boolean' ? { applied: o } : itemResult(o);
+      });
+      return results;
+    });
+  }
+
+  private async applyMany(bodies: ReplicaBody[]): Promise<Array<boolean | Error>> {
+    const { store } = this.options;
+    if (bodies.length === 0) return [];
+    if (store.applyReplicaBatch) return store.applyReplicaBatch(bodies);
+    return Promise.all(
+      bodies.map((b) => store.applyReplica(b.meta, Readable.from([b.body], { objectMode: false })).catch((err: Error) => err)),
+    );
+  }
+
+  private bucketExists(bucket: string): Promise<boolean> {
+    return this.options.store.headBucket(bucket).then(
+      () => true,
+      () => false,
+    );
+  }
+
   /** The tombstone at `seq` keeps a late copy from resurrecting the key.
    * No bucket-floor check: a delete older than the bucket's recreation
    * still removes a version older than itself that S kept from the bucket's
@@ -181,13 +231,9 @@ export class SecondaryService {
   }
 
   private async requireBucket(bucket: string, body: Readable): Promise<void> {
-    const exists = await this.options.store.headBucket(bucket).then(
-      () => true,
-      () => false,
-    );
-    if (!exists) {
+    if (!(await this.bucketExists(bucket))) {
       body.resume();
-      throw new S3Error('NoSuchBucket', `Bucket ${bucket} has not been replicated yet.`);
+      throw noBucketYet(bucket);
     }
   }
 
@@ -245,6 +291,16 @@ export function secondaryHooks(primaryUrl: () => string | undefined): ChangeHook
       throw new Error('a secondary admitted no write, so nothing can commit');
     },
   };
+}
+
+function noBucketYet(bucket: string): S3Error {
+  return new S3Error('NoSuchBucket', `Bucket ${bucket} has not been replicated yet.`);
+}
+
+/** One item's failure in a batch answer; only our own bugs fail the request. */
+function itemResult(err: Error): BatchResult {
+  if (err instanceof S3Error) return { status: err.status, code: err.code, message: err.message };
+  throw err;
 }
 
 function drop(body: Readable): false {

@@ -77,6 +77,13 @@ export interface PrimaryDurable {
   /** Removes the entry only if its seq is still `seq` (not written again),
    * and the key from the dirty set with it; true when removed. */
   qDeleteIfSeq(qkey: string, seq: number): Promise<boolean>;
+  /** qDeleteIfSeq for many entries in one durable transaction; returns the
+   * keys removed. */
+  qDeleteIfSeqMany(entries: ReadonlyArray<readonly [string, number]>): Promise<Set<string>>;
+  /** Resolves once the writes made so far (those of a transaction running
+   * now included) are committed and visible to reads: a Q entry written in
+   * `committed` cannot be read back before its commit. */
+  committed(): Promise<void>;
   /** Entries in key order after `after`, at most `limit`. */
   qScan(after: string | undefined, limit: number): Array<[string, QEntry]>;
   qCount(): number;
@@ -121,6 +128,12 @@ function decodeQEntry(buf: Uint8Array): QEntry {
   const cover: number[] = [];
   for (let off = 18; off < b.length; off += 4) cover.push(b.readUInt32BE(off));
   return { kind, seq: b.readDoubleBE(2), at: b.readDoubleBE(10), cover };
+}
+
+/** An entry's seq without decoding the rest (the copier's removal checks it per copy). */
+function qEntrySeq(buf: Uint8Array): number {
+  assert(buf.length >= 18 && buf[0] === replicaStateVersion, 'Q entry: unknown format');
+  return new DataView(buf.buffer, buf.byteOffset, buf.byteLength).getFloat64(2);
 }
 
 function encodeJson(value: unknown): Buffer {
@@ -179,21 +192,35 @@ export class LmdbPrimaryDurable implements PrimaryDurable {
   }
 
   async qDeleteIfSeq(qkey: string, seq: number): Promise<boolean> {
-    let removed = false;
-    let undirtied = false;
+    return (await this.qDeleteIfSeqMany([[qkey, seq]])).has(qkey);
+  }
+
+  async qDeleteIfSeqMany(entries: ReadonlyArray<readonly [string, number]>): Promise<Set<string>> {
+    const removed = new Set<string>();
+    let undirtied = 0;
     await this.root.transaction(() => {
-      const raw = this.q.get(qkey);
-      if (raw === undefined || decodeQEntry(raw).seq !== seq) return;
-      this.q.removeSync(qkey);
-      removed = true;
-      if (this.dirty.get(qkey) !== undefined) {
-        this.dirty.removeSync(qkey);
-        undirtied = true;
+      for (const [qkey, seq] of entries) {
+        const raw = this.q.get(qkey);
+        if (raw === undefined || qEntrySeq(raw) !== seq) continue;
+        this.q.removeSync(qkey);
+        removed.add(qkey);
+        if (this.dirty.get(qkey) !== undefined) {
+          this.dirty.removeSync(qkey);
+          undirtied++;
+        }
       }
     });
-    if (removed) this.approxQ = Math.max(0, this.approxQ - 1);
-    if (undirtied) this.approxDirty = Math.max(0, this.approxDirty - 1);
+    this.approxQ = Math.max(0, this.approxQ - removed.size);
+    this.approxDirty = Math.max(0, this.approxDirty - undirtied);
     return removed;
+  }
+
+  committed(): Promise<void> {
+    // lmdb-js binds `committed` to the write pending when then() is called:
+    // inside a transaction's callback, that is the batch holding it.
+    return new Promise<void>((resolve) => {
+      void this.root.committed.then(() => resolve(), () => resolve());
+    });
   }
 
   qScan(after: string | undefined, limit: number): Array<[string, QEntry]> {
@@ -380,12 +407,21 @@ export class MemPrimaryDurable implements PrimaryDurable {
     return this.s.q.get(qkey);
   }
   async qDeleteIfSeq(qkey: string, seq: number): Promise<boolean> {
-    this.life.check();
-    if (this.s.q.get(qkey)?.seq !== seq) return false;
-    this.s.q.delete(qkey);
-    this.s.dirty.delete(qkey);
-    return true;
+    return (await this.qDeleteIfSeqMany([[qkey, seq]])).has(qkey);
   }
+  async qDeleteIfSeqMany(entries: ReadonlyArray<readonly [string, number]>): Promise<Set<string>> {
+    this.life.check();
+    const removed = new Set<string>();
+    for (const [qkey, seq] of entries) {
+      if (this.s.q.get(qkey)?.seq !== seq) continue;
+      this.s.q.delete(qkey);
+      this.s.dirty.delete(qkey);
+      removed.add(qkey);
+    }
+    return removed;
+  }
+  /** Writes here are visible at once. */
+  async committed(): Promise<void> {}
   qScan(after: string | undefined, limit: number): Array<[string, QEntry]> {
     const keys = [...this.s.q.keys()].filter((k) => after === undefined || k > after).sort();
     return keys.slice(0, limit).map((k) => [k, this.s.q.get(k) as QEntry]);

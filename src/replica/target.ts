@@ -15,6 +15,7 @@ import type {
   RecordMessage,
   SessionInfo,
 } from './messages.ts';
+import type { BatchResult, ReplicaCopy } from './batch.ts';
 
 export interface ReplicaTarget {
   /**
@@ -29,6 +30,13 @@ export interface ReplicaTarget {
   applyRecord(message: RecordMessage): Promise<RecordAck>;
   /** Installs a copy; resolves with false when S held a newer seq. */
   putObject(copy: ObjectCopy, body: Readable): Promise<boolean>;
+  /**
+   * Many small copies (bodies in memory) in as few requests as the target
+   * can: one result per item, in order ({applied} as putObject resolves, or
+   * the item's own failure). Throws when the whole call failed (fencing, an
+   * unreachable peer). Optional: the copier sends one by one without it.
+   */
+  putObjects?(items: ReplicaCopy[]): Promise<BatchResult[]>;
   /** Deletes with a tombstone at seq; false when S held a newer seq. */
   deleteObject(copy: DeleteCopy): Promise<boolean>;
   /** Creates (exists) or deletes the bucket on S. */

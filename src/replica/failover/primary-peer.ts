@@ -8,6 +8,7 @@
 import type { Readable } from 'node:stream';
 import { S3Error } from '../../core/errors.ts';
 import type { BucketCopy, DeleteCopy, ObjectCopy, PeerHealth, RecordAck, RecordMessage, SessionInfo } from '../messages.ts';
+import type { BatchResult, ReplicaCopy } from '../batch.ts';
 import { FencedError } from '../target.ts';
 
 export interface PrimaryPeerOptions {
@@ -36,6 +37,18 @@ export class PrimaryPeer {
   async putObject(copy: ObjectCopy, body: Readable): Promise<boolean> {
     body.resume();
     return this.refuse(copy.epoch);
+  }
+
+  /** A batch of copies (batch.ts): fenced as a whole, else refused item by item. */
+  async putObjects(items: readonly ReplicaCopy[]): Promise<BatchResult[]> {
+    return items.map((item) => {
+      try {
+        return this.refuse(item.copy.epoch);
+      } catch (err) {
+        if (err instanceof S3Error) return { status: err.status, code: err.code, message: err.message };
+        throw err;
+      }
+    });
   }
 
   async deleteObject(copy: DeleteCopy): Promise<boolean> {

@@ -14,6 +14,7 @@ import type {
   RecordMessage,
   SessionInfo,
 } from '../messages.ts';
+import type { BatchResult, ReplicaCopy } from '../batch.ts';
 import type { SecondaryService } from '../secondary.ts';
 import type { ReplicaTarget } from '../target.ts';
 import { TargetUnavailableError } from '../target.ts';
@@ -98,6 +99,11 @@ export class SimTarget implements ReplicaTarget {
     const data = await collect(body);
     const c = structuredClone(copy);
     return this.call((s) => s.putObject(c, Readable.from([data])));
+  }
+
+  putObjects(items: ReplicaCopy[]): Promise<BatchResult[]> {
+    const copies = items.map((i) => ({ copy: structuredClone(i.copy), body: Buffer.from(i.body) }));
+    return this.call((s) => s.putObjects(copies));
   }
 
   deleteObject(copy: DeleteCopy): Promise<boolean> {

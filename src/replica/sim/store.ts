@@ -21,6 +21,7 @@ import type {
   ObjectStore,
   PartInfo,
   PutObjectInput,
+  ReplicaBody,
   WriteAttributes,
 } from '../../objects/types.ts';
 import { objectMetaVersion } from '../../objects/types.ts';
@@ -172,6 +173,13 @@ export class SimObjectStore implements ObjectStore {
       stream: () => Readable.from([found.body]),
       close: async () => {},
     };
+  }
+
+  /** Every body here is in memory: the copier's batch path. */
+  readInlineObject(bucket: string, key: string): ReplicaBody | null {
+    if (!this.disk.buckets.has(bucket)) return null;
+    const found = this.disk.objects.get(objectId(bucket, key));
+    return found === undefined ? null : { meta: found.meta, body: found.body };
   }
 
   async headObject(bucket: string, key: string): Promise<ObjectMeta> {
