@@ -3,9 +3,13 @@
 // in order, in both directions (so a round trip costs 2 x delayMs).
 //
 // Run as a child: `node --import tsx bench/delay-proxy.ts TARGET_PORT DELAY_MS`
-// prints "delay proxy listening on http://127.0.0.1:PORT". Or in-process via
-// startDelayProxy().
+// prints "delay proxy listening on http://127.0.0.1:PORT" (spawnDelayProxy()
+// does that). Or in-process via startDelayProxy(). The benchmark runs it as a
+// child: in the load generator's process, forwarding the copier's traffic
+// delayed the generator's own requests, which the hit-path latency then
+// charged to replication (replication off has no inter-site traffic).
 
+import { spawn } from 'node:child_process';
 import net from 'node:net';
 
 /** Bytes queued in one direction before the sender is paused. */
@@ -68,6 +72,38 @@ export function startDelayProxy(targetPort: number, delayMs: number, targetHost 
             server.close(() => done());
           }),
       });
+    });
+  });
+}
+
+/** The proxy in a child process of its own (see the header). */
+export function spawnDelayProxy(targetPort: number, delayMs: number): Promise<DelayProxy> {
+  const child = spawn(process.execPath, ['--import', 'tsx', import.meta.filename, String(targetPort), String(delayMs)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error('delay proxy did not start within 30 s'));
+    }, 30_000);
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /listening on (http:\/\/\S+)/.exec(out);
+      if (!m) return;
+      clearTimeout(timer);
+      resolve({
+        url: m[1]!,
+        close: async () => {
+          child.kill('SIGTERM');
+          await exited;
+        },
+      });
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`delay proxy exited early (${code})`));
     });
   });
 }

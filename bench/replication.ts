@@ -25,7 +25,7 @@ import {
 } from '../src/predict/workloads.ts';
 import { runWorkload, warmUp, percentile, median, type WorkloadResult } from './loadgen.ts';
 import { startLookahead, serveHelp, testAccessKey, testSecretKey, type ChildServer } from './servers.ts';
-import { startDelayProxy, type DelayProxy } from './delay-proxy.ts';
+import { spawnDelayProxy, type DelayProxy } from './delay-proxy.ts';
 import { selected, fmt, table, log, type BenchOptions, type Report } from './report.ts';
 
 const bucket = 'bench';
@@ -494,7 +494,7 @@ async function delaySection(opts: BenchOptions, root: string, help: string, repo
     return s2;
   };
   const proxyTo = async (s2: Site): Promise<DelayProxy> => {
-    const p2 = await startDelayProxy(Number(new URL(s2.server.url).port), opts.delayMs);
+    const p2 = await spawnDelayProxy(Number(new URL(s2.server.url).port), opts.delayMs);
     closers.push(() => p2.close());
     return p2;
   };
