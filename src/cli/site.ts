@@ -54,7 +54,7 @@ export interface SiteConfig {
   tls?: { certFile: string; keyFile: string };
   /** Failover at start (issue 4). */
   failover?: FailoverFlags;
-  /** What GETs check of stored bodies (gateway/verify-read.ts); default 'full'. */
+  /** What GETs check of stored bodies (objects/verify-read.ts); default 'full'. */
   verifyReads?: 'full' | 'size';
 }
 

@@ -34,7 +34,7 @@ import { GatewayMetrics } from './metrics.ts';
 import type { HandlerDeps } from './handlers/context.ts';
 import { writeReply } from './reply.ts';
 import { XmlCodec } from './xml.ts';
-import type { ReadVerification } from './verify-read.ts';
+import type { ReadVerification } from '../objects/verify-read.ts';
 
 export interface GatewayOptions {
   store: ObjectStore;

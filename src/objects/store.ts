@@ -48,8 +48,9 @@ import {
   type BlobRef, type BodyDigest, type BucketInfo, type ChecksumAlgorithm, type CompletePart,
   type CopySource, type ListQuery, type ListResult, type ListUploadsQuery, type MultipartUpload,
   type ObjectMeta, type ObjectReader, type ObjectStore, type PartInfo, type PutObjectInput,
-  type ReplicaBody, type WriteAttributes,
+  type ReadRange, type ReplicaBody, type WriteAttributes,
 } from './types.ts';
+import { verifiedBody } from './verify-read.ts';
 
 export { openMetaDb } from './meta-db.ts';
 
@@ -442,6 +443,14 @@ export class DiskObjectStore implements ObjectStore {
     this.releaseBlobs(replaced);
   }
 
+  /** A copy's source, checked like a GET (verify-read.ts): a damaged source
+   * fails the copy instead of becoming a new object whose CRC32 and ETag
+   * vouch for the damaged bytes. Always 'full': the CRC32 is cheap and a copy
+   * is the one place where damage would be laundered into good checksums. */
+  private verifiedSource(reader: ObjectReader, range: ReadRange | undefined): Readable {
+    return verifiedBody(reader.meta, range, reader.stream(range), 'full');
+  }
+
   async copyObject(
     source: CopySource,
     dest: { bucket: string; key: string },
@@ -456,7 +465,7 @@ export class DiskObjectStore implements ObjectStore {
       const src = reader.meta;
       const chosen: WriteAttributes = attrs === 'copy' ? { headers: src.headers, userMeta: src.userMeta, tags: src.tags } : attrs;
       const algorithm = src.checksum?.algorithm;
-      const body = reader.stream(source.range); // a bad range fails before admission
+      const body = this.verifiedSource(reader, source.range); // a bad range fails before admission
       const w = this.begin('put', dest.bucket, dest.key);
       const expected = source.range ? source.range.end - source.range.start + 1 : src.size;
       const { meta, replaced } = await w.run(() =>
@@ -592,7 +601,7 @@ export class DiskObjectStore implements ObjectStore {
     const reader = await this.openObject(source.bucket, source.key);
     try {
       const expected = source.range ? source.range.end - source.range.start + 1 : reader.meta.size;
-      const body = reader.stream(source.range);
+      const body = this.verifiedSource(reader, source.range);
       return await this.writePart(upload, partNumber, {
         body,
         algorithms: withAlgorithm([], upload.checksumAlgorithm),

@@ -8,7 +8,7 @@ import { Readable } from 'node:stream';
 import zlib from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { inlineBodyBytesMax } from '../../src/core/limits.ts';
-import { verifiedBody, type ReadVerification } from '../../src/gateway/verify-read.ts';
+import { verifiedBody, type ReadVerification } from '../../src/objects/verify-read.ts';
 import { objectMetaVersion, type ObjectMeta, type ReadRange } from '../../src/objects/types.ts';
 
 const size = inlineBodyBytesMax * 3 + 17;

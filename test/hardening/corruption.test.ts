@@ -353,3 +353,42 @@ async function rewriteWithoutCrc(key: string): Promise<void> {
   await objects.put(objectKey(bucket, key), { ...meta, blobs: meta.blobs.map(({ id, size }) => ({ id, size })) });
   expect((await gw.store.headObject(bucket, key)).blobs.some((b) => b.crc32 !== undefined)).toBe(false);
 }
+
+describe('a damaged source is not copied into a new, good-looking object', () => {
+  it('CopyObject of a flipped source fails with InternalError and creates nothing', async () => {
+    const body = payload(600 * 1024, 21);
+    const file = await putAndFindBlob('copy-src', body);
+    // The intact source copies fine (the check passes good data).
+    const ok = await rawRequest(t, { method: 'PUT', path: `/${bucket}/copy-good`, headers: { 'x-amz-copy-source': `/${bucket}/copy-src` } });
+    expect(ok.status, ok.text).toBe(200);
+    expect((await rawRequest(t, { method: 'GET', path: `/${bucket}/copy-good` })).text.length).toBe(body.length);
+    await flipByte(file, 123_456);
+    const r = await rawRequest(t, { method: 'PUT', path: `/${bucket}/copy-dst`, headers: { 'x-amz-copy-source': `/${bucket}/copy-src` } });
+    expect(r.status, r.text).toBe(500);
+    expect(xmlText(r.text, 'Code')).toBe('InternalError');
+    expect(await logMentions(String(r.headers['x-amz-request-id']), 'does not match the stored CRC32')).toBe(true);
+    expect((await rawRequest(t, { method: 'HEAD', path: `/${bucket}/copy-dst` })).status).toBe(404);
+    await stillServes();
+  });
+
+  it('UploadPartCopy of a flipped source fails and records no part', async () => {
+    const body = payload(700 * 1024, 22);
+    const file = await putAndFindBlob('part-src', body);
+    await flipByte(file, 1000);
+    const created = await rawRequest(t, { method: 'POST', path: `/${bucket}/part-dst`, query: { uploads: '' } });
+    expect(created.status, created.text).toBe(200);
+    const uploadId = xmlText(created.text, 'UploadId')!;
+    const r = await rawRequest(t, {
+      method: 'PUT',
+      path: `/${bucket}/part-dst`,
+      query: { partNumber: '1', uploadId },
+      headers: { 'x-amz-copy-source': `/${bucket}/part-src` },
+    });
+    expect(r.status, r.text).toBe(500);
+    const parts = await rawRequest(t, { method: 'GET', path: `/${bucket}/part-dst`, query: { uploadId } });
+    expect(parts.status, parts.text).toBe(200);
+    expect(parts.text).not.toContain('<Part>');
+    await rawRequest(t, { method: 'DELETE', path: `/${bucket}/part-dst`, query: { uploadId } });
+    await stillServes();
+  });
+});

@@ -2,7 +2,7 @@
 // (BlobRef.crc32), whichever path wrote it: PutObject, CopyObject, UploadPart,
 // UploadPartCopy (carried through Complete), a replica apply and a forced
 // (resync/failback) apply. Inline bodies record none: they are not checked
-// on read. GETs check these values (src/gateway/verify-read.ts).
+// on read. GETs check these values (src/objects/verify-read.ts).
 
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';

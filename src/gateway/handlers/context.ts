@@ -14,7 +14,7 @@ import { storedContentEncoding } from '../body.ts';
 import type { QueryParams } from '../endpoint.ts';
 import type { ReplyHeaders } from '../reply.ts';
 import { httpDate, quoteEtag, type XmlCodec } from '../xml.ts';
-import type { ReadVerification } from '../verify-read.ts';
+import type { ReadVerification } from '../../objects/verify-read.ts';
 
 export interface HandlerDeps {
   store: ObjectStore;

@@ -6,7 +6,7 @@ import type { ObjectMeta, ReadRange } from '../../objects/types.ts';
 import { checksumHeaderName, planBody } from '../body.ts';
 import type { ObjectRef } from '../endpoint.ts';
 import { emptyReply, type Reply, type ReplyHeaders } from '../reply.ts';
-import { verifiedBody } from '../verify-read.ts';
+import { verifiedBody } from '../../objects/verify-read.ts';
 import { quoteEtag } from '../xml.ts';
 import {
   evaluateConditions,

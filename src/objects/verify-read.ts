@@ -32,7 +32,7 @@ import zlib from 'node:zlib';
 import { isInlineBlobId } from '../core/durable.ts';
 import { EtagHasher } from '../core/etag.ts';
 import { inlineBodyBytesMax } from '../core/limits.ts';
-import type { ObjectMeta, ReadRange } from '../objects/types.ts';
+import type { ObjectMeta, ReadRange } from './types.ts';
 
 /** Stored data that does not match its metadata (disk corruption, truncation). */
 export class StoredDataCorrupt extends Error {
