@@ -109,6 +109,9 @@ describe.skipIf(skipReason !== undefined)('operator console (chromium)', () => {
       expect(await textOf(page, 'puts')).toBe('4');
       expect(await textOf(page, 'bytes-replicated')).toBe('3.00 MiB');
       expect(await textOf(page, 'queue-depth')).toBe('2');
+      expect(await textOf(page, 'admissions')).toBe('1');
+      expect(await textOf(page, 'pinned-entries')).toBe('2');
+      expect(await textOf(page, 'sync-copies')).toBe('on: 5 copied; left to the copier: 1 peer down, 2 failed, 0 overflow');
       // The charts drew the new samples (a line or a dot), not the empty note.
       expect(await page.locator('#chart-miss path, #chart-miss circle').count()).toBeGreaterThan(0);
       expect(await page.locator('#chart-latency path, #chart-latency circle').count()).toBeGreaterThan(0);

@@ -67,10 +67,10 @@ export class FakeRecord implements ChangeHooks {
       dirtyCount: 0,
       pendingMisses: 0,
       pendingRemovals: 0,
-      admissions: 0,
-      pinnedEntries: 0,
-      syncCopyOnMiss: false,
-      syncCopies: { copied: 0, 'peer-down': 0, failed: 0, overflow: 0 },
+      admissions: 1,
+      pinnedEntries: 2,
+      syncCopyOnMiss: true,
+      syncCopies: { copied: 5, 'peer-down': 1, failed: 2, overflow: 0 },
     };
   }
 }

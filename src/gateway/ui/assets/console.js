@@ -206,8 +206,22 @@
       setText('dirty', fmtInt(r.dirtyCount));
       setText('pending-misses', fmtInt(r.pendingMisses));
       setText('pending-removals', fmtInt(r.pendingRemovals));
+      setText('admissions', fmtInt(r.admissions));
+      setText('pinned-entries', fmtInt(r.pinnedEntries));
+      setText('sync-copies', syncCopiesText(r));
     }
     renderResync(s.resync);
+  }
+
+  // Claim 2 (--sync-copy-on-miss): how the misses' synchronous copies ended;
+  // the ones not copied were acked with the copier left to deliver them.
+  function syncCopiesText(r) {
+    if (r.syncCopyOnMiss === undefined) return undefined;
+    if (!r.syncCopyOnMiss) return 'off';
+    const c = r.syncCopies || {};
+    const n = (k) => (isNum(c[k]) ? c[k] : 0);
+    return 'on: ' + fmtInt(n('copied')) + ' copied; left to the copier: ' + fmtInt(n('peer-down')) + ' peer down, ' +
+      fmtInt(n('failed')) + ' failed, ' + fmtInt(n('overflow')) + ' overflow';
   }
 
   function renderResync(resync) {
