@@ -5,7 +5,6 @@
 // copy that arrives late."
 
 import type { Clock, Random } from '../core/clock.ts';
-import { S3Error } from '../core/errors.ts';
 import {
   copyQueueEntriesMax,
   copyRetryBaseMs,
@@ -16,11 +15,12 @@ import {
   replicaBatchObjectBytesMax,
   replicaBatchObjectsMax,
 } from '../core/limits.ts';
-import type { ObjectReader, ObjectStore, ReplicaBody } from '../objects/types.ts';
+import type { ObjectStore, ReplicaBody } from '../objects/types.ts';
 import { parseLocationName } from '../predict/locations.ts';
 import type { BatchResult, ReplicaCopy } from './batch.ts';
 import type { ReplicaMetrics } from './metrics.ts';
 import type { PrimaryDurable, QEntry } from './state.ts';
+import { copyCurrentVersion } from './copy-one.ts';
 import type { ReplicaTarget } from './target.ts';
 import { FencedError } from './target.ts';
 
@@ -391,39 +391,10 @@ export class Copier {
   }
 
   private async send(qkey: string, entry: QEntry): Promise<void> {
-    const loc = parseLocationName(qkey);
-    const store = this.options.store();
-    if (loc === undefined || store === undefined) throw new Error(`cannot copy ${qkey}`);
-    const epoch = this.options.epoch();
-    if (loc.kind === 'bucket') {
-      const info = await store.headBucket(loc.bucket).catch(() => undefined);
-      const region = info?.region ?? 'us-east-1';
-      await this.options.target.putBucket({ epoch, bucket: loc.bucket, exists: info !== undefined, region, seq: entry.seq });
-      this.objects++;
-      this.options.metrics?.objectsReplicated.inc({ op: 'bucket' });
-      return;
-    }
-    if (loc.kind !== 'key') throw new Error(`cannot copy ${qkey}`);
-    const reader = await openIfExists(store, loc.bucket, loc.key);
-    if (reader === undefined) {
-      // Gone on P: a delete with the entry's seq. If a newer version was
-      // copied meanwhile, Q's seq moved on and the entry stays for another
-      // round; S never lets an older tombstone beat a newer copy.
-      await this.options.target.deleteObject({ epoch, bucket: loc.bucket, key: loc.key, seq: entry.seq });
-      this.objects++;
-      this.options.metrics?.objectsReplicated.inc({ op: 'delete' });
-      return;
-    }
-    const body = reader.stream();
-    try {
-      await this.options.target.putObject({ epoch, meta: reader.meta }, body);
-    } finally {
-      body.destroy();
-    }
-    this.bytes += reader.meta.size;
+    const { target, metrics } = this.options;
+    const sent = await copyCurrentVersion({ target, store: this.options.store(), epoch: this.options.epoch(), metrics }, qkey, entry);
+    this.bytes += sent.bytes;
     this.objects++;
-    this.options.metrics?.bytesReplicated.inc(reader.meta.size);
-    this.options.metrics?.objectsReplicated.inc({ op: 'put' });
   }
 
   /** Exponential backoff with full jitter (injected Random). */
@@ -437,11 +408,3 @@ export class Copier {
   }
 }
 
-async function openIfExists(store: ObjectStore, bucket: string, key: string): Promise<ObjectReader | undefined> {
-  try {
-    return await store.openObject(bucket, key);
-  } catch (err) {
-    if (err instanceof S3Error && (err.code === 'NoSuchKey' || err.code === 'NoSuchBucket')) return undefined;
-    throw err;
-  }
-}

@@ -24,12 +24,11 @@
 // takes the key, as on a hit.
 
 import type { CommittedChange, WriteToken } from '../core/changes.ts';
-import { S3Error } from '../core/errors.ts';
 import { syncCopiesPendingMax } from '../core/limits.ts';
-import type { ObjectReader, ObjectStore } from '../objects/types.ts';
-import { parseLocationName } from '../predict/locations.ts';
+import type { ObjectStore } from '../objects/types.ts';
 import type { ReplicaMetrics } from './metrics.ts';
 import type { PrimaryDurable, QEntry } from './state.ts';
+import { copyCurrentVersion } from './copy-one.ts';
 import type { ReplicaTarget } from './target.ts';
 import { FencedError } from './target.ts';
 
@@ -154,44 +153,10 @@ export class SyncCopier {
     this.options.onOutcome?.(change, outcome);
   }
 
-  /** The current version of the Q entry's location, with the copier's
-   * seq rules: a delete carries the entry's seq; S drops stale copies. */
+  /** The current version of the Q entry's location (copy-one.ts). */
   private async copy(qkey: string, entry: QEntry): Promise<void> {
     const { target, metrics } = this.options;
-    const loc = parseLocationName(qkey);
-    const store = this.options.store();
-    if (loc === undefined || store === undefined) throw new Error(`cannot copy ${qkey}`);
-    const epoch = this.options.epoch();
-    if (loc.kind === 'bucket') {
-      const info = await store.headBucket(loc.bucket).catch(() => undefined);
-      await target.putBucket({ epoch, bucket: loc.bucket, exists: info !== undefined, region: info?.region ?? 'us-east-1', seq: entry.seq });
-      metrics?.objectsReplicated.inc({ op: 'bucket' });
-      return;
-    }
-    if (loc.kind !== 'key') throw new Error(`cannot copy ${qkey}`);
-    const reader = await openIfExists(store, loc.bucket, loc.key);
-    if (reader === undefined) {
-      await target.deleteObject({ epoch, bucket: loc.bucket, key: loc.key, seq: entry.seq });
-      metrics?.objectsReplicated.inc({ op: 'delete' });
-      return;
-    }
-    const body = reader.stream();
-    try {
-      await target.putObject({ epoch, meta: reader.meta }, body);
-    } finally {
-      body.destroy(); // releases the reader's pins (PinnedReader)
-    }
-    this.counts.bytes += reader.meta.size;
-    metrics?.bytesReplicated.inc(reader.meta.size);
-    metrics?.objectsReplicated.inc({ op: 'put' });
-  }
-}
-
-async function openIfExists(store: ObjectStore, bucket: string, key: string): Promise<ObjectReader | undefined> {
-  try {
-    return await store.openObject(bucket, key);
-  } catch (err) {
-    if (err instanceof S3Error && (err.code === 'NoSuchKey' || err.code === 'NoSuchBucket')) return undefined;
-    throw err;
+    const sent = await copyCurrentVersion({ target, store: this.options.store(), epoch: this.options.epoch(), metrics }, qkey, entry);
+    this.counts.bytes += sent.bytes;
   }
 }
