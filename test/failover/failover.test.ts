@@ -5,27 +5,13 @@
 // promotion (and the old primary's unconfirmed writes); verify finds no
 // difference between the sites.
 
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { CreateBucketCommand, PutObjectCommand } from '@aws-sdk/client-s3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ChaosProxy, prng } from '../hardening/chaos-proxy.ts';
-import { WriteLoad, cli, client, kill, serve, sleep, status, type Proc, portOf, until } from './procs.ts';
+import { WriteLoad, cli, client, kill, serve, sleep, status, portOf, until, procSuite } from './procs.ts';
 
-let dir: string;
-const procs: Proc[] = [];
-const proxies: ChaosProxy[] = [];
-
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'lookahead-failover-'));
-});
-
-afterAll(async () => {
-  await Promise.all(procs.map((p) => kill(p)));
-  await Promise.all(proxies.map((p) => p.close()));
-  if (dir) await rm(dir, { recursive: true, force: true });
-});
+const suite = procSuite('lookahead-failover-');
+const { procs, proxies } = suite;
 
 // Prediction off: R holds exactly the keys written (no groups). Default
 // predictors: R holds prefix groups, which the resync expands by listing.
@@ -34,8 +20,8 @@ describe.each([
   ['default predictors', []],
 ])('failover and failback (%s)', (name, predictors) => {
   it('SIGKILL under load, promote, fenced restart, rejoin, verify clean', { timeout: 90_000 }, async () => {
-    const sDir = join(dir, `${name}-s`);
-    const pDir = join(dir, `${name}-p`);
+    const sDir = suite.path(`${name}-s`);
+    const pDir = suite.path(`${name}-p`);
     const s = await serve(['--role', 'secondary', '--data', sDir]);
     procs.push(s);
     // Copies cross a slow link, so the kill leaves acknowledged writes behind.

@@ -4,34 +4,16 @@
 // serving and resyncs, refuse answers 503); a rejoin whose new primary is
 // SIGKILLed mid-resync resumes after the restart and ends clean.
 
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { CreateBucketCommand, PutObjectCommand } from '@aws-sdk/client-s3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ChaosProxy, prng } from '../hardening/chaos-proxy.ts';
 import { adminCall } from '../../src/cli/admin-client.ts';
-import { cli, client, keys, kill, serve, sleep, status, type Proc, portOf, until } from './procs.ts';
+import { cli, client, keys, kill, status, type Proc, portOf, until, procSuite } from './procs.ts';
 
-let dir: string;
-const procs: Proc[] = [];
-const proxies: ChaosProxy[] = [];
+const suite = procSuite('lookahead-failover-paths-');
+const { proxies } = suite;
 
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'lookahead-failover-paths-'));
-});
-
-afterAll(async () => {
-  await Promise.all(procs.map((p) => kill(p)));
-  await Promise.all(proxies.map((p) => p.close()));
-  if (dir) await rm(dir, { recursive: true, force: true });
-});
-
-async function start(args: string[]): Promise<Proc> {
-  const p = await serve(args);
-  procs.push(p);
-  return p;
-}
+const start = (args: string[]): Promise<Proc> => suite.start(args);
 
 async function proxyTo(url: string): Promise<ChaosProxy> {
   const proxy = new ChaosProxy(portOf(url), prng(5));
@@ -51,9 +33,9 @@ async function put(url: string, bucket: string, key: string, body = key): Promis
 
 /** A primary/secondary pair, the primary reaching the secondary through a proxy. */
 async function pair(name: string, extra: string[] = []) {
-  const s = await start(['--role', 'secondary', '--data', join(dir, `${name}-s`)]);
+  const s = await start(['--role', 'secondary', '--data', suite.path(`${name}-s`)]);
   const proxy = await proxyTo(s.url);
-  const pArgs = ['--role', 'primary', '--data', join(dir, `${name}-p`), '--secondary', `http://127.0.0.1:${proxy.port}`, ...extra];
+  const pArgs = ['--role', 'primary', '--data', suite.path(`${name}-p`), '--secondary', `http://127.0.0.1:${proxy.port}`, ...extra];
   const p = await start(pArgs);
   await client(p.url).send(new CreateBucketCommand({ Bucket: `${name}-b` }));
   return { s, p, proxy, pArgs, bucket: `${name}-b` };
@@ -117,7 +99,7 @@ describe('failover paths', () => {
     // over a slow link.
     const sc = client(s.url);
     for (let i = 0; i < 300; i++) await sc.send(new PutObjectCommand({ Bucket: bucket, Key: `after/${i}`, Body: `v${i}` }));
-    const old = await start(['--role', 'secondary', '--data', join(dir, 'intr-p'), '--rejoin-from', s.url]);
+    const old = await start(['--role', 'secondary', '--data', suite.path('intr-p'), '--rejoin-from', s.url]);
     const slow = await proxyTo(old.url);
     slow.settings = { delayMsMax: 30, resetChance: 0, stallChance: 0, stallMs: 0 };
     const oldViaProxy = `http://127.0.0.1:${slow.port}`;
@@ -129,7 +111,7 @@ describe('failover paths', () => {
     });
     await kill(s, 'SIGKILL');
     // The promoted site comes back as primary (its role is durable) and resumes.
-    const s2 = await start(['--role', 'secondary', '--data', join(dir, 'intr-s')]);
+    const s2 = await start(['--role', 'secondary', '--data', suite.path('intr-s')]);
     const resumed = (await status(s2.url)).resync as { phase: string; done: number; total: number };
     expect(resumed.phase).not.toBe('idle');
     expect((await status(s2.url)).role).toBe('primary');
@@ -196,7 +178,7 @@ describe('failover paths', () => {
   });
 
   it('serve --promote takes over at start, and the promotion outlives a restart with the old flags', { timeout: 60_000 }, async () => {
-    const data = join(dir, 'flag-s');
+    const data = suite.path('flag-s');
     const s = await start(['--role', 'secondary', '--data', data, '--promote']);
     const st = await status(s.url);
     expect(st.role).toBe('primary');
@@ -227,7 +209,7 @@ describe('failover paths', () => {
     await kill(p, 'SIGKILL');
     const promoted = JSON.parse((await cli(['promote', '--endpoint', s.url, '--json'])).stdout) as { atRisk: { names: string[] } };
     expect(promoted.atRisk.names.some((n) => n.includes('ghost-only'))).toBe(false); // degraded writes are outside R
-    const old = await start(['--role', 'secondary', '--data', join(dir, 'ghost-p'), '--rejoin-from', s.url]);
+    const old = await start(['--role', 'secondary', '--data', suite.path('ghost-p'), '--rejoin-from', s.url]);
     const r = await cli(['rejoin', '--endpoint', old.url, '--primary', s.url, '--json']);
     expect(r.code, r.stderr).toBe(0);
     const resync = (JSON.parse(r.stdout) as { resync: { phase: string; planned: { peerUnsynced: number } } }).resync;

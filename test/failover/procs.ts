@@ -3,8 +3,11 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DeleteObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll } from 'vitest';
 
 export const repo = join(import.meta.dirname, '../..');
 export const keys = { accessKeyId: 'FAILOVERACCESSKEY001', secretAccessKey: 'failover-secret-key-0123456789abcdefghij' };
@@ -56,6 +59,45 @@ export async function serve(args: string[], extraEnv: Record<string, string> = {
     throw new Error(`serve ${args.join(' ')} did not start:\n${out}`);
   }
   return { child, url: m[1] as string, out: () => out };
+}
+
+/** A test file's scratch directory, processes and proxies: created before
+ * its tests, every process killed, proxy closed and file removed after. */
+export interface ProcSuite {
+  /** A path inside the suite's scratch directory. */
+  path: (...parts: string[]) => string;
+  /** `serve ARGS`, killed after the suite. */
+  start: (args: string[], extraEnv?: Record<string, string>) => Promise<Proc>;
+  /** Processes started elsewhere (or by `start`), killed after the suite. */
+  procs: Proc[];
+  /** Proxies closed after the suite. */
+  proxies: Array<{ close: () => Promise<void> }>;
+}
+
+export function procSuite(prefix: string): ProcSuite {
+  let dir: string | undefined;
+  const suite: ProcSuite = {
+    path: (...parts) => {
+      if (dir === undefined) throw new Error('procSuite: path() before the suite started');
+      return join(dir, ...parts);
+    },
+    start: async (args, extraEnv = {}) => {
+      const p = await serve(args, extraEnv);
+      suite.procs.push(p);
+      return p;
+    },
+    procs: [],
+    proxies: [],
+  };
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), prefix));
+  });
+  afterAll(async () => {
+    await Promise.all(suite.procs.map((p) => kill(p)));
+    await Promise.all(suite.proxies.map((p) => p.close()));
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+  return suite;
 }
 
 export async function kill(proc: Proc | undefined, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {

@@ -8,44 +8,26 @@
 //    delivers it when the secondary returns.
 
 import http from 'node:http';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ChaosProxy, prng } from '../hardening/chaos-proxy.ts';
 import { adminCall } from '../../src/cli/admin-client.ts';
 import { signer } from '../helpers/http.ts';
-import { client, keys, kill, portOf, serve, until, type Proc } from './procs.ts';
+import { client, keys, portOf, until, type Proc, procSuite } from './procs.ts';
 
-let dir: string;
-const procs: Proc[] = [];
-const proxies: ChaosProxy[] = [];
+const suite = procSuite('lookahead-sync-copy-');
+const { proxies } = suite;
 
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'lookahead-sync-copy-'));
-});
-
-afterAll(async () => {
-  await Promise.all(procs.map((p) => kill(p)));
-  await Promise.all(proxies.map((p) => p.close()));
-  if (dir) await rm(dir, { recursive: true, force: true });
-});
-
-async function start(args: string[]): Promise<Proc> {
-  const p = await serve(args);
-  procs.push(p);
-  return p;
-}
+const start = (args: string[]): Promise<Proc> => suite.start(args);
 
 /** A pair whose primary reaches the secondary through a proxy; predictors
  * off, so every new key misses and waits for the secondary. */
 async function pair(name: string, extra: string[] = []) {
-  const s = await start(['--role', 'secondary', '--data', join(dir, `${name}-s`)]);
+  const s = await start(['--role', 'secondary', '--data', suite.path(`${name}-s`)]);
   const proxy = new ChaosProxy(portOf(s.url), prng(7));
   await proxy.listen();
   proxies.push(proxy);
-  const p = await start(['--role', 'primary', '--data', join(dir, `${name}-p`), '--secondary', `http://127.0.0.1:${proxy.port}`, '--predictors', ',', ...extra]);
+  const p = await start(['--role', 'primary', '--data', suite.path(`${name}-p`), '--secondary', `http://127.0.0.1:${proxy.port}`, '--predictors', ',', ...extra]);
   const bucket = `${name}-b`;
   await client(p.url).send(new CreateBucketCommand({ Bucket: bucket }));
   return { s, p, proxy, bucket };
@@ -137,10 +119,10 @@ async function copyCutter(targetPort: number): Promise<{ port: number; cut: bool
 
 describe('--sync-copy-on-miss', () => {
   it('a miss is on the secondary when acknowledged; one whose copy fails is acknowledged and delivered later', { timeout: 90_000 }, async () => {
-    const s = await start(['--role', 'secondary', '--data', join(dir, 'sync-s')]);
+    const s = await start(['--role', 'secondary', '--data', suite.path('sync-s')]);
     const link = await copyCutter(portOf(s.url));
     try {
-      const p = await start(['--role', 'primary', '--data', join(dir, 'sync-p'), '--secondary', `http://127.0.0.1:${link.port}`, '--predictors', ',', '--sync-copy-on-miss']);
+      const p = await start(['--role', 'primary', '--data', suite.path('sync-p'), '--secondary', `http://127.0.0.1:${link.port}`, '--predictors', ',', '--sync-copy-on-miss']);
       const bucket = 'sync-b';
       await client(p.url).send(new CreateBucketCommand({ Bucket: bucket }));
       expect((await replication(p.url)).syncCopyOnMiss).toBe(true);
