@@ -15,6 +15,7 @@ import Router from '@koa/router';
 import type { Registry } from 'prom-client';
 import type { Clock } from '../core/clock.ts';
 import { S3Error, toWireError } from '../core/errors.ts';
+import { readBounded } from '../core/bounded-read.ts';
 import { verifyRequest, type CredentialLookup } from './auth/sigv4.ts';
 import type { SigningKeyCache } from './auth/signing.ts';
 import { consoleSecurityHeaders, loadConsoleAssets, type ConsoleAsset } from './ui/assets.ts';
@@ -76,16 +77,10 @@ function authenticate(ctx: Context, options: AdminRouterOptions, schemes: AuthSc
 }
 
 async function readJson(ctx: Context): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > adminBodyBytesMax) throw new S3Error('InvalidRequest', 'Admin request body too large.');
-    chunks.push(chunk);
-  }
-  if (size === 0) return {};
+  const raw = await readBounded(ctx.req, adminBodyBytesMax, () => new S3Error('InvalidRequest', 'Admin request body too large.'));
+  if (raw.length === 0) return {};
   try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    return JSON.parse(raw.toString('utf8'));
   } catch {
     throw new S3Error('InvalidRequest', 'Admin request body is not JSON.');
   }

@@ -28,6 +28,7 @@
 import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import { replicaBatchBytesMax, replicaBatchInFlightMax, replicaBatchObjectBytesMax, replicaBatchObjectsMax } from '../core/limits.ts';
+import { readBounded } from '../core/bounded-read.ts';
 import type { ObjectMeta } from '../objects/types.ts';
 import type { ObjectCopy } from './messages.ts';
 import { ReplicaProtocolError, decodeMetaHeader, encodeMetaHeader } from './messages.ts';
@@ -92,14 +93,7 @@ export function decodeBatch(raw: Buffer): BatchItem[] {
 
 /** Reads a batch body, refusing more than replicaBatchBytesMax. */
 export async function readBatchBody(req: IncomingMessage): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > replicaBatchBytesMax) throw new ReplicaProtocolError('batch body too large');
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
+  return readBounded(req, replicaBatchBytesMax, () => new ReplicaProtocolError('batch body too large'));
 }
 
 /** S: applies every item at once (one store transaction for the small ones). */

@@ -5,6 +5,7 @@
 import http from 'node:http';
 import { Readable } from 'node:stream';
 import type { Clock } from '../core/clock.ts';
+import { readBounded } from '../core/bounded-read.ts';
 import { replicaJsonBodyBytesMax, replicaRequestTimeoutMs } from '../core/limits.ts';
 import { epochHeader, metaHeader, sha256Hex, signHeaders, streamedBodyHash } from './auth.ts';
 import { BatchUnsupportedError, ObjectBatcher, batchPath, encodeBatch, type BatchItem, type BatchResult, type ReplicaCopy } from './batch.ts';
@@ -192,14 +193,8 @@ function applied(json: unknown): boolean {
 }
 
 async function readResponse(res: http.IncomingMessage): Promise<Response> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of res) {
-    size += (chunk as Buffer).length;
-    if (size > replicaJsonBodyBytesMax) throw new TargetUnavailableError('answer too large');
-    chunks.push(chunk as Buffer);
-  }
-  const text = Buffer.concat(chunks).toString('utf8');
+  const raw = await readBounded(res, replicaJsonBodyBytesMax, () => new TargetUnavailableError('answer too large'));
+  const text = raw.toString('utf8');
   let json: unknown;
   try {
     json = text.length === 0 ? undefined : JSON.parse(text);

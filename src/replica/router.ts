@@ -8,6 +8,7 @@ import Router from '@koa/router';
 import type Koa from 'koa';
 import type { Clock } from '../core/clock.ts';
 import { S3Error } from '../core/errors.ts';
+import { readBounded } from '../core/bounded-read.ts';
 import { replicaJsonBodyBytesMax } from '../core/limits.ts';
 import { epochHeader, metaHeader, sha256Hex, streamedBodyHash, verifySignature } from './auth.ts';
 import { ReplicaProtocolError, decodeMetaHeader, decodeRecordMessage } from './messages.ts';
@@ -20,14 +21,7 @@ export const replicaPathPrefix = '/_lookahead/replica';
 
 /** Reads a JSON body up to the limit (never unbounded). */
 async function readJson(req: IncomingMessage): Promise<{ json: unknown; sha256: string }> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > replicaJsonBodyBytesMax) throw new ReplicaProtocolError('body too large');
-    chunks.push(chunk as Buffer);
-  }
-  const raw = Buffer.concat(chunks);
+  const raw = await readBounded(req, replicaJsonBodyBytesMax, () => new ReplicaProtocolError('body too large'));
   try {
     return { json: JSON.parse(raw.toString('utf8')), sha256: sha256Hex(raw) };
   } catch {

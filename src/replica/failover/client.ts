@@ -4,6 +4,7 @@
 import http from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Clock } from '../../core/clock.ts';
+import { readBounded } from '../../core/bounded-read.ts';
 import { replicaJsonBodyBytesMax, replicaRequestTimeoutMs } from '../../core/limits.ts';
 import type { ObjectMeta } from '../../objects/types.ts';
 import { epochHeader, metaHeader, sha256Hex, signHeaders, streamedBodyHash } from '../auth.ts';
@@ -96,16 +97,10 @@ export class FailoverClient implements ResyncPeer {
 }
 
 async function readAnswer(res: http.IncomingMessage): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of res) {
-    size += (chunk as Buffer).length;
-    if (size > replicaJsonBodyBytesMax) throw new TargetUnavailableError('answer too large');
-    chunks.push(chunk as Buffer);
-  }
+  const raw = await readBounded(res, replicaJsonBodyBytesMax, () => new TargetUnavailableError('answer too large'));
   let json: Record<string, unknown> = {};
   try {
-    json = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>;
+    json = JSON.parse(raw.toString('utf8')) as Record<string, unknown>;
   } catch {
     // not JSON: handled by the status below
   }

@@ -14,6 +14,7 @@ import Router from '@koa/router';
 import type Koa from 'koa';
 import type { Clock } from '../../core/clock.ts';
 import { S3Error } from '../../core/errors.ts';
+import { readBounded } from '../../core/bounded-read.ts';
 import { replicaJsonBodyBytesMax } from '../../core/limits.ts';
 import type { ObjectStore } from '../../objects/types.ts';
 import { epochHeader, metaHeader, sha256Hex, streamedBodyHash, verifySignature } from '../auth.ts';
@@ -116,14 +117,7 @@ function num(v: unknown, what: string): number {
 }
 
 async function readJson(ctx: Koa.Context): Promise<Record<string, unknown>> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of ctx.req) {
-    size += (chunk as Buffer).length;
-    if (size > replicaJsonBodyBytesMax) throw new ReplicaProtocolError('body too large');
-    chunks.push(chunk as Buffer);
-  }
-  const raw = Buffer.concat(chunks);
+  const raw = await readBounded(ctx.req, replicaJsonBodyBytesMax, () => new ReplicaProtocolError('body too large'));
   if (sha256Hex(raw) !== ctx.get('x-lookahead-content-sha256')) throw new S3Error('AccessDenied', 'Body does not match its signature.');
   let json: unknown;
   try {
