@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSite, defaultPredictorConfig, type RunningSite } from '../../src/cli/site.ts';
 import { signHeaders, streamedBodyHash } from '../../src/replica/auth.ts';
 import { rawRequest, send, signer, type RawResponse, type Target } from '../helpers/http.ts';
+import { siteBase } from '../helpers/sites.ts';
 import { sleep } from './harness.ts';
 
 const mainKey = { accessKeyId: 'SECMAINKEY0000000001', secretAccessKey: 'main-secret-zq8Xv3Lm9Pw2Rt5Yu7Io0Pa1Sd4Fg6' };
@@ -187,12 +188,7 @@ describe('data dir files are not world-readable', () => {
     site = await startSite({
       role: 'single',
       dataDir,
-      host: '127.0.0.1',
-      port: 0,
-      region: 'us-east-1',
-      anonymousReadBuckets: [],
-      logLevel: 'silent',
-      env: {},
+      ...siteBase(), // no keys in the environment: the site generates its pair
       replication: { secret: 'unused', onSecondaryDown: 'degraded', predictors: defaultPredictorConfig },
     });
     const t = { port: site.port, region: 'us-east-1', ...site.credentials };

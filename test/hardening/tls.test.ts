@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultPredictorConfig, startSite, type RunningSite } from '../../src/cli/site.ts';
 import { signer } from '../helpers/http.ts';
+import { siteBase } from '../helpers/sites.ts';
 
 const hasOpenssl = spawnSync('openssl', ['version']).status === 0;
 const keys = { accessKeyId: 'TLSACCESSKEY00000001', secretAccessKey: 'tls-secret-0123456789abcdefghijklmnopqrs' };
@@ -31,12 +32,7 @@ describe.skipIf(!hasOpenssl)('HTTPS with --tls-cert/--tls-key', () => {
     site = await startSite({
       role: 'single',
       dataDir: join(dir, 'data'),
-      host: '127.0.0.1',
-      port: 0,
-      region: 'us-east-1',
-      anonymousReadBuckets: [],
-      logLevel: 'silent',
-      env: { LOOKAHEAD_ACCESS_KEY: keys.accessKeyId, LOOKAHEAD_SECRET_KEY: keys.secretAccessKey },
+      ...siteBase(keys),
       tls: { certFile: cert, keyFile: key },
     });
   });

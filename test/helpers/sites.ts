@@ -9,15 +9,16 @@ export interface TestKeys {
   secretAccessKey: string;
 }
 
-/** Everything of a SiteConfig but role, data dir and replication. */
-export function siteBase(keys: TestKeys): Omit<SiteConfig, 'role' | 'dataDir' | 'replication'> {
+/** Everything of a SiteConfig but role, data dir and replication. Without
+ * `keys` the environment holds none and the site generates its own pair. */
+export function siteBase(keys?: TestKeys): Omit<SiteConfig, 'role' | 'dataDir' | 'replication'> {
   return {
     host: '127.0.0.1',
     port: 0,
     region: 'us-east-1',
     anonymousReadBuckets: [],
     logLevel: process.env.LOOKAHEAD_TEST_LOG ?? 'silent',
-    env: { LOOKAHEAD_ACCESS_KEY: keys.accessKeyId, LOOKAHEAD_SECRET_KEY: keys.secretAccessKey },
+    env: keys ? { LOOKAHEAD_ACCESS_KEY: keys.accessKeyId, LOOKAHEAD_SECRET_KEY: keys.secretAccessKey } : {},
   };
 }
 

@@ -17,6 +17,7 @@ import { buildRecordView } from '../../src/gateway/ui/record-view.ts';
 import type { ConsoleStatus } from '../../src/gateway/ui/status-shape.ts';
 import { WriteStats } from '../../src/gateway/ui/write-stats.ts';
 import { startTestGateway, testAccessKeyId, testSecretAccessKey, type TestGateway } from '../helpers/server.ts';
+import { siteBase } from '../helpers/sites.ts';
 import { chromiumMissingReason, openBrowser, pollsOf, screenshot, textOf, waitForPolls, type Browser } from './browser.ts';
 import { FakeRecord } from './fake-replication.ts';
 
@@ -164,12 +165,7 @@ describe.skipIf(skipReason !== undefined)('operator console (chromium)', () => {
       site = await startSite({
         role: 'single',
         dataDir,
-        host: '127.0.0.1',
-        port: 0,
-        region: 'us-east-1',
-        anonymousReadBuckets: [],
-        logLevel: 'silent',
-        env: {},
+        ...siteBase(), // no keys in the environment: the site generates its pair
       });
       browser = await openBrowser({ username: site.credentials.accessKeyId, password: site.credentials.secretAccessKey });
     });
