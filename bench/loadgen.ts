@@ -6,6 +6,7 @@
 import http from 'node:http';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { seededRandom } from '../src/core/clock.ts';
 import { S3Http, patternStream } from './s3http.ts';
 import { processCpuMicros } from './servers.ts';
 
@@ -51,14 +52,8 @@ const prefillConcurrency = 8;
 
 /** mulberry32: a tiny seeded PRNG so runs are reproducible. */
 export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const random = seededRandom(seed);
+  return () => random.next();
 }
 
 export function percentile(sorted: ArrayLike<number>, p: number): number {
@@ -358,21 +353,12 @@ export interface ThroughputSample {
   cpuMsPerGet?: number;
 }
 
-/** User + system CPU of a local process in ms, from /proc (Linux; undefined elsewhere). */
+/** User + system CPU of a local process in ms (servers.ts reads /proc); undefined where unknown. */
 function processCpuMs(pid: number | undefined): number | undefined {
   if (pid === undefined) return undefined;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the ")" closing the command name: utime is the 12th, stime the 13th.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / clockTicksPerSecond;
-  } catch {
-    return undefined;
-  }
+  const micros = processCpuMicros(pid);
+  return Number.isNaN(micros) ? undefined : micros / 1000;
 }
-
-/** USER_HZ: 100 on every Linux build that matters (getconf CLK_TCK). */
-const clockTicksPerSecond = 100;
 
 /** Drains one plain (unsigned) GET and returns the bytes received. */
 function rawGet(url: string, agent: http.Agent): Promise<number> {

@@ -7,6 +7,7 @@
 
 import net, { type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
+import { seededRandom } from '../../src/core/clock.ts';
 
 export interface ChaosSettings {
   /** Per forwarded chunk: extra delay drawn from [0, delayMsMax]. */
@@ -30,14 +31,8 @@ export interface ChaosCounts {
 
 /** Small deterministic PRNG (mulberry32): a failing soak can be replayed by seed. */
 export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const random = seededRandom(seed);
+  return () => random.next();
 }
 
 export class ChaosProxy {
