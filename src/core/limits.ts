@@ -165,14 +165,21 @@ export const inlineBodyBytesMax = 64 * 1024;
 /** Object store: read size for GET streams (node's default is 64 KiB); fewer,
  * larger chunks per response. Buffered per GET in flight. */
 export const readChunkBytes = 256 * 1024;
-/** Object store: read size for GET streams of blobs of at least
- * largeReadFromBytes. A 64 MiB GET (--verify-reads size) measured 59-68% of
- * raw loopback at 1 MiB against 35-39% at 256 KiB: every chunk is a fresh
- * buffer, and their allocation and GC dominated. Smaller blobs keep
- * readChunkBytes (memory per GET in flight). */
+/** Object store: read size for GETs of blobs of at least
+ * largeReadFromBytes (the pump's pooled buffers). With a fresh buffer per
+ * chunk, a 64 MiB GET (--verify-reads size) measured 59-68% of raw loopback
+ * at 1 MiB against 35-39% at 256 KiB (allocation and GC dominated); the pump
+ * reuses its buffers. Smaller blobs keep readChunkBytes (memory per GET in
+ * flight). */
 export const largeReadChunkBytes = 1024 * 1024;
-/** Object store: blobs from this size on are read in largeReadChunkBytes. */
+/** Object store: blobs from this size on are read in largeReadChunkBytes;
+ * GETs of at least this many bytes are written by the store's pump
+ * (objects/pump.ts) with reused buffers. */
 export const largeReadFromBytes = 8 * 1024 * 1024;
+/** Object store: idle largeReadChunkBytes buffers kept for large reads (a
+ * large GET holds two or three while it runs; more are allocated under
+ * load and dropped when they come back): 16 MiB at most kept idle. */
+export const largeReadPoolBuffersMax = 16;
 /** Object store: how long to wait for lmdb-js's separate cause of a failed
  * commit (it arrives within the same turn; this only bounds the wait). */
 export const commitErrorWaitMs = 1000;

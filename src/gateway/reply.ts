@@ -3,13 +3,15 @@
 
 import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
+import { ResponseClosed } from '../objects/pump.ts';
+import type { BodyPump } from '../objects/types.ts';
 
 export type ReplyHeaders = Record<string, string | number | string[]>;
 
 export interface Reply {
   status: number;
   headers: ReplyHeaders;
-  body?: string | Buffer | Readable;
+  body?: string | Buffer | Readable | BodyPump;
 }
 
 export function xmlReply(body: string, status = 200, headers: ReplyHeaders = {}): Reply {
@@ -40,7 +42,28 @@ export async function writeReply(res: ServerResponse, reply: Reply, method: stri
     res.end(body);
     return;
   }
-  await pipeBody(body, res, onBodyError);
+  if ('kind' in body && body.kind === 'pump') await pumpBody(body, res, onBodyError);
+  else await pipeBody(body as Readable, res, onBodyError);
+}
+
+/** A body the store writes itself; failure handling as in pipeBody. */
+async function pumpBody(body: BodyPump, res: ServerResponse, onBodyError?: (err: Error) => void): Promise<void> {
+  try {
+    await body.writeTo(res);
+  } catch (err) {
+    if (err instanceof ResponseClosed) return; // the client went away
+    // Nothing went out yet: the client can still get a proper error.
+    if (!res.headersSent) throw err;
+    // Headers are gone: cut the connection (a short body, never a wrong one).
+    res.destroy();
+    onBodyError?.(err as Error);
+    return;
+  }
+  await new Promise<void>((resolve) => {
+    res.once('finish', resolve);
+    res.once('close', resolve);
+    res.end();
+  });
 }
 
 /**

@@ -13,7 +13,9 @@ import { Readable } from 'node:stream';
 import { assert } from '../core/assert.ts';
 import { S3Error } from '../core/errors.ts';
 import { largeReadChunkBytes, largeReadFromBytes, readChunkBytes } from '../core/limits.ts';
-import type { ObjectMeta, ObjectReader, ReadRange } from './types.ts';
+import type { BodyPump, ObjectMeta, ObjectReader, ReadRange } from './types.ts';
+import { pumpSegments, type PumpSegment, type ReadBufferPool } from './pump.ts';
+import type { ReadVerifier } from './verify-read.ts';
 
 /** Reference counts of blobs in use by readers, and unlinks waiting for them. */
 export class BlobPins {
@@ -55,6 +57,8 @@ export class BlobPins {
 export interface ReaderDeps {
   pins: BlobPins;
   pathOf(id: string): string;
+  /** Buffers for `pump` (large reads). */
+  pool: ReadBufferPool;
 }
 
 /** A pinned version; `stream` once, or `close`. */
@@ -72,20 +76,70 @@ export class PinnedReader implements ObjectReader {
   ) {}
 
   stream(range?: ReadRange): Readable {
-    assert(!this.streamed, 'ObjectReader.stream called twice');
-    this.streamed = true;
-    const { start, end } = range ?? { start: 0, end: this.meta.size - 1 };
+    const { start, end } = this.claim(range);
     if (this.meta.size === 0 || end < start) {
       void this.close();
       return Readable.from([]);
     }
-    if (start < 0 || end >= this.meta.size) {
-      void this.close();
-      throw new S3Error('InvalidRange', 'The requested range is not satisfiable');
-    }
     const out = this.singleBlobStream(start, end) ?? Readable.from(this.chunks(start, end), { objectMode: false });
     out.once('close', () => void this.close());
     return out;
+  }
+
+  pump(range: ReadRange | undefined, verifier: ReadVerifier | undefined): BodyPump {
+    const { start, end } = this.claim(range);
+    const segments = this.meta.size === 0 || end < start ? [] : this.segments(start, end);
+    return {
+      kind: 'pump',
+      writeTo: async (out) => {
+        try {
+          await pumpSegments(segments, out, this.deps.pool, verifier);
+        } finally {
+          await this.close();
+        }
+      },
+      destroy: () => void this.close(),
+    };
+  }
+
+  /** Marks the reader used and returns the range (checked against the size). */
+  private claim(range: ReadRange | undefined): ReadRange {
+    assert(!this.streamed, 'ObjectReader.stream called twice');
+    this.streamed = true;
+    const { start, end } = range ?? { start: 0, end: this.meta.size - 1 };
+    if (this.meta.size > 0 && end >= start && (start < 0 || end >= this.meta.size)) {
+      void this.close();
+      throw new S3Error('InvalidRange', 'The requested range is not satisfiable');
+    }
+    return { start, end };
+  }
+
+  /** The pieces of [start, end] for pump: blob file ranges and inline bytes. */
+  private segments(start: number, end: number): PumpSegment[] {
+    const out: PumpSegment[] = [];
+    let offset = 0;
+    for (const [index, blob] of this.meta.blobs.entries()) {
+      const blobStart = offset;
+      offset += blob.size;
+      if (offset <= start || blob.size === 0) continue;
+      if (blobStart > end) break;
+      const from = Math.max(start, blobStart) - blobStart;
+      const to = Math.min(end, offset - 1) - blobStart;
+      const inline = this.inline.get(blob.id);
+      if (inline) out.push({ kind: 'inline', bytes: inline.subarray(from, to + 1) });
+      else out.push({ kind: 'file', open: () => this.openBlob(index, blob.id), from, to });
+    }
+    return out;
+  }
+
+  /** The first blob's descriptor opened at openObject (now the caller's), or a fresh one. */
+  private openBlob(index: number, id: string): Promise<number> {
+    const fd = index === 0 ? this.firstFd : undefined;
+    if (fd !== undefined) {
+      this.firstFd = undefined;
+      return Promise.resolve(fd);
+    }
+    return new Promise((resolve, reject) => fs.open(this.deps.pathOf(id), 'r', (err, opened) => (err ? reject(err) : resolve(opened))));
   }
 
   /** The common case, one blob: its file stream itself, no generator hop per chunk. */

@@ -34,7 +34,8 @@ import { BlobSpace, durableWrite, isInlineBlobId, newInlineBlobIds, unlinkQuietl
 import { createHasher } from '../core/checksum.ts';
 import { EtagHasher } from '../core/etag.ts';
 import { S3Error } from '../core/errors.ts';
-import { commitErrorWaitMs, inlineBodyBytesMax, keyBytesMax, openObjectAttemptsMax, partNumberMax, partNumberMin, partSizeBytesMax, putObjectBytesMax } from '../core/limits.ts';
+import { commitErrorWaitMs, inlineBodyBytesMax, keyBytesMax, largeReadChunkBytes, largeReadPoolBuffersMax, openObjectAttemptsMax, partNumberMax, partNumberMin, partSizeBytesMax, putObjectBytesMax } from '../core/limits.ts';
+import { ReadBufferPool } from './pump.ts';
 import { HookedWrite } from './hooked-write.ts';
 import { scanPage } from './listing.ts';
 import {
@@ -73,6 +74,8 @@ class StaleReplica extends Error {}
 
 export class DiskObjectStore implements ObjectStore {
   private readonly pins: BlobPins;
+  /** Read buffers for large GETs (pump.ts). */
+  private readonly readPool = new ReadBufferPool(largeReadChunkBytes, largeReadPoolBuffersMax);
   /** Unlinks of replaced blobs still running (bounded by the writes in flight). */
   private readonly unlinking = new Set<Promise<void>>();
   private closed = false;
@@ -389,7 +392,7 @@ export class DiskObjectStore implements ObjectStore {
       try {
         if (!inline) throw Object.assign(new Error('inline body vanished'), { code: 'ENOENT' });
         const fd = first && !isInlineBlobId(first.id) ? await openFd(this.space.pathOf(first.id), 'r') : undefined;
-        const deps = { pins: this.pins, pathOf: (id: string) => this.space.pathOf(id) };
+        const deps = { pins: this.pins, pathOf: (id: string) => this.space.pathOf(id), pool: this.readPool };
         return new PinnedReader(meta, deps, fd, inline);
       } catch (err) {
         this.pins.unpin(files);

@@ -1,8 +1,9 @@
 // The object store's data model and interface. The gateway and the replica
 // code depend on this file, never on the concrete store.
 
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import type { ChangeHooks } from '../core/changes.ts';
+import type { ReadVerifier } from './verify-read.ts';
 
 /**
  * Format version byte of stored metadata records (habit 8). Still 1 with
@@ -139,8 +140,22 @@ export interface ObjectReader {
   meta: ObjectMeta;
   /** Streams the whole object or the range; the version read is fixed at open. */
   stream(range?: ReadRange): Readable;
+  /** Like `stream`, for large reads: the store writes the bytes into the
+   * response itself with reused buffers (pump.ts), checking them on the way. */
+  pump?(range: ReadRange | undefined, verifier: ReadVerifier | undefined): BodyPump;
   /** Releases file handles if `stream` is never called. */
   close(): Promise<void>;
+}
+
+/** A body the store writes into a Writable itself (ObjectReader.pump). */
+export interface BodyPump {
+  readonly kind: 'pump';
+  /** Writes the body into `out` without ending it. Rejects on a read error,
+   * bad stored bytes (StoredDataCorrupt: cut the response if anything went
+   * out) or a closed `out` (pump.ts ResponseClosed). Releases the version. */
+  writeTo(out: Writable): Promise<void>;
+  /** Releases the version without writing (HEAD, 304). */
+  destroy(): void;
 }
 
 export interface MultipartUpload {

@@ -96,39 +96,40 @@ function checksFor(
   return hasher ? { spans, hasher } : { spans };
 }
 
-class VerifyingStream extends Transform {
+/**
+ * The checks of one read, fed its bytes in order: `update` and `finish`
+ * return why the bytes are bad, or undefined. A CRC32 span is judged at its
+ * last byte, so a caller that checks each chunk before sending it never
+ * sends the last chunk of a bad blob.
+ */
+export class ReadVerifier {
   private seen = 0;
-  private held: Buffer | undefined;
   /** The span being checked and its running CRC32. */
   private spanIndex = 0;
   private crc = 0;
 
   constructor(
-    private readonly meta: ObjectMeta,
+    readonly meta: ObjectMeta,
     private readonly expected: number,
     private readonly spans: readonly CrcSpan[],
     private readonly hasher: EtagHasher | undefined,
-  ) {
-    super();
-  }
+  ) {}
 
-  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+  update(chunk: Buffer): string | undefined {
     const at = this.seen;
     this.seen += chunk.length;
-    if (this.seen > this.expected) {
-      done(this.corrupt(`more than the ${this.expected} bytes expected`));
-      return;
-    }
+    if (this.seen > this.expected) return `more than the ${this.expected} bytes expected`;
     const mismatch = this.spanIndex < this.spans.length ? this.checkSpans(chunk, at) : undefined;
-    if (mismatch) {
-      done(this.corrupt(mismatch));
-      return;
-    }
+    if (mismatch) return mismatch;
     this.hasher?.update(chunk);
-    // Hold one chunk back: the last one leaves only after the checks passed.
-    if (this.held) this.push(this.held);
-    this.held = chunk;
-    done();
+    return undefined;
+  }
+
+  finish(): string | undefined {
+    if (this.seen !== this.expected) return `${this.seen} bytes where ${this.expected} were expected (truncated)`;
+    const got = this.hasher?.digest();
+    if (got !== undefined && got !== this.meta.etag) return `content hash ${got} does not match the stored ETag ${this.meta.etag}`;
+    return undefined;
   }
 
   /** Feeds the chunk (read offset `at`) to the spans it overlaps; a mismatch at a span's end is reported. */
@@ -153,23 +154,39 @@ class VerifyingStream extends Transform {
     return undefined;
   }
 
-  override _flush(done: TransformCallback): void {
-    if (this.seen !== this.expected) {
-      done(this.corrupt(`${this.seen} bytes where ${this.expected} were expected (truncated)`));
+  corrupt(reason: string): StoredDataCorrupt {
+    return new StoredDataCorrupt(this.meta.bucket, this.meta.key, reason);
+  }
+}
+
+class VerifyingStream extends Transform {
+  private held: Buffer | undefined;
+
+  constructor(private readonly verifier: ReadVerifier) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    const bad = this.verifier.update(chunk);
+    if (bad) {
+      done(this.verifier.corrupt(bad));
       return;
     }
-    const got = this.hasher?.digest();
-    if (got !== undefined && got !== this.meta.etag) {
-      done(this.corrupt(`content hash ${got} does not match the stored ETag ${this.meta.etag}`));
+    // Hold one chunk back: the last one leaves only after the checks passed.
+    if (this.held) this.push(this.held);
+    this.held = chunk;
+    done();
+  }
+
+  override _flush(done: TransformCallback): void {
+    const bad = this.verifier.finish();
+    if (bad) {
+      done(this.verifier.corrupt(bad));
       return;
     }
     if (this.held) this.push(this.held);
     this.held = undefined;
     done();
-  }
-
-  private corrupt(reason: string): StoredDataCorrupt {
-    return new StoredDataCorrupt(this.meta.bucket, this.meta.key, reason);
   }
 }
 
@@ -179,19 +196,26 @@ function crcMismatch(span: CrcSpan, got: number): string {
   return `CRC32 ${hex(got)} of bytes ${span.objectOffset}-${last} does not match the stored CRC32 ${hex(span.crc32)}`;
 }
 
-/** Wraps a stored body so a mismatch with `meta` fails the stream (see above).
- * Bodies held wholly inside lmdb are passed through as they are: their
- * length comes from the record itself, and small GETs stay on the fast path. */
+/** The checks of a read of `meta` (see the top of this file); undefined
+ * for bodies held wholly inside lmdb: their length comes from the record
+ * itself, and small GETs stay on the fast path. */
+export function readVerifier(meta: ObjectMeta, range: ReadRange | undefined, verification: ReadVerification = 'full'): ReadVerifier | undefined {
+  if (meta.blobs.every((b) => isInlineBlobId(b.id))) return undefined;
+  const expected = range === undefined ? meta.size : Math.max(0, range.end - range.start + 1);
+  const { spans, hasher } = checksFor(meta, range, verification);
+  return new ReadVerifier(meta, expected, spans, hasher);
+}
+
+/** Wraps a stored body so a mismatch with `meta` fails the stream (see above). */
 export function verifiedBody(
   meta: ObjectMeta,
   range: ReadRange | undefined,
   body: Readable,
   verification: ReadVerification = 'full',
 ): Readable {
-  if (meta.blobs.every((b) => isInlineBlobId(b.id))) return body;
-  const expected = range === undefined ? meta.size : Math.max(0, range.end - range.start + 1);
-  const { spans, hasher } = checksFor(meta, range, verification);
-  const out = new VerifyingStream(meta, expected, spans, hasher);
+  const verifier = readVerifier(meta, range, verification);
+  if (verifier === undefined) return body;
+  const out = new VerifyingStream(verifier);
   body.once('error', (err) => out.destroy(err));
   // The consumer went away: stop reading (and let the reader release its pins).
   out.once('close', () => {

@@ -59,7 +59,7 @@ interface Download {
 }
 
 /** A signed GET that reports a cut connection instead of rejecting. */
-async function download(path: string, headers: Record<string, string> = {}): Promise<Download> {
+async function download(path: string, headers: Record<string, string> = {}, opts: { pauseMs?: number } = {}): Promise<Download> {
   const signed = await signer(t).sign({
     method: 'GET',
     protocol: 'http:',
@@ -79,7 +79,14 @@ async function download(path: string, headers: Record<string, string> = {}): Pro
         const length = Number(res.headers['content-length']);
         resolve({ status: res.statusCode ?? 0, requestId: String(res.headers['x-amz-request-id']), complete: complete && body.length === length, body });
       };
-      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('data', (c: Buffer) => {
+        chunks.push(c);
+        // A slow reader: the server's socket fills and its writes wait.
+        if (opts.pauseMs !== undefined && chunks.length % 16 === 0) {
+          res.pause();
+          setTimeout(() => res.resume(), opts.pauseMs);
+        }
+      });
       res.on('end', () => finish(res.complete));
       res.on('error', () => finish(false));
       res.on('aborted', () => finish(false));
@@ -167,6 +174,27 @@ describe('a damaged blob is not served as good', () => {
     expect(bad.body.length).toBeLessThan(body.length);
     expect(await logMentions(bad.requestId, 'does not match the stored CRC32')).toBe(true);
     await stillServes();
+  });
+
+  it('a large blob truncated on disk is cut short (the store pump path)', async () => {
+    const body = payload(largeReadFromBytes + 2 * largeReadChunkBytes, 15);
+    const file = await putAndFindBlob('large-truncated', body);
+    await truncate(file, largeReadFromBytes + 100);
+    const d = await download(`/${bucket}/large-truncated`);
+    expect(d.complete).toBe(false);
+    expect(d.body.length).toBeLessThan(body.length);
+    expect(await logMentions(d.requestId, 'were expected (truncated)')).toBe(true);
+    await stillServes();
+  });
+
+  it('concurrent large GETs with slow readers each get their own bytes (pooled read buffers)', async () => {
+    const bodies = [payload(largeReadFromBytes + 5, 16), payload(largeReadFromBytes + largeReadChunkBytes + 7, 17)];
+    for (const [i, b] of bodies.entries()) await putAndFindBlob(`large-concurrent-${i}`, b);
+    const gets = [0, 1, 0, 1, 0, 1].map((i) => download(`/${bucket}/large-concurrent-${i}`, {}, { pauseMs: 1 }).then((d) => ({ i, d })));
+    for (const { i, d } of await Promise.all(gets)) {
+      expect(d.complete).toBe(true);
+      expect(d.body.equals(bodies[i]!)).toBe(true);
+    }
   });
 
   it('damage found before anything was sent (a one-chunk body) is a 500 InternalError, not a hang-up', async () => {

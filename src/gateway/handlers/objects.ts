@@ -1,12 +1,12 @@
 // PutObject, GetObject, HeadObject, DeleteObject.
 
 import { S3Error } from '../../core/errors.ts';
-import { putObjectBytesMax } from '../../core/limits.ts';
+import { largeReadFromBytes, putObjectBytesMax } from '../../core/limits.ts';
 import type { ObjectMeta, ReadRange } from '../../objects/types.ts';
 import { checksumHeaderName, planBody } from '../body.ts';
 import type { ObjectRef } from '../endpoint.ts';
 import { emptyReply, type Reply, type ReplyHeaders } from '../reply.ts';
-import { verifiedBody } from '../../objects/verify-read.ts';
+import { readVerifier, verifiedBody } from '../../objects/verify-read.ts';
 import { quoteEtag } from '../xml.ts';
 import {
   evaluateConditions,
@@ -142,6 +142,10 @@ export async function getObject(op: ObjectRef, rq: RequestState, deps: HandlerDe
     if (meta.size === 0) {
       await reader.close();
       return { status: sel.status, headers, body: Buffer.alloc(0) };
+    }
+    // Large reads: the store writes them with reused buffers (objects/pump.ts).
+    if (lengthOf(meta, sel.range) >= largeReadFromBytes && reader.pump) {
+      return { status: sel.status, headers, body: reader.pump(sel.range, readVerifier(meta, sel.range, deps.verifyReads)) };
     }
     return { status: sel.status, headers, body: verifiedBody(meta, sel.range, reader.stream(sel.range), deps.verifyReads) };
   } catch (err) {
