@@ -7,7 +7,7 @@
 // microsecond here is taken from the primary's writes.
 //
 //   npx tsx bench/secondary-apply.ts [--batches 400] [--size 4096] [--per-batch 64]
-//        [--in-flight 2] [--dir /dev/shm] [--rounds 3]
+//        [--in-flight 2] [--dir /dev/shm] [--rounds 3] [--warm-up 300]
 //
 // --dir /dev/shm (the default) leaves fsync out: what remains is CPU. Each
 // round starts a fresh secondary; the output is every round's figure and the
@@ -33,6 +33,7 @@ const { values } = parseArgs({
     'in-flight': { type: 'string', default: '2' },
     dir: { type: 'string', default: '/dev/shm' },
     rounds: { type: 'string', default: '3' },
+    'warm-up': { type: 'string', default: '300' },
   },
 });
 const batches = Number(values.batches);
@@ -40,8 +41,9 @@ const size = Number(values.size);
 const perBatch = Number(values['per-batch']);
 const inFlight = Number(values['in-flight']);
 const rounds = Number(values.rounds);
-/** Batches before measuring: the JIT warms up and lmdb's map takes shape. */
-const warmUpBatches = 40;
+/** Batches before measuring: the JIT warms up (with 40, a fifth of S's CPU
+ * in a 3 s run was TurboFan compiling on other threads) and lmdb's map takes shape. */
+const warmUpBatches = Number(values['warm-up']);
 /** Distinct bodies cycled through (their MD5s computed once, here). */
 const bodyCount = 256;
 const secret = 'bench-secondary-apply-secret';
