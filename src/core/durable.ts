@@ -186,19 +186,31 @@ export interface DurableWriteInput<T> {
 
 /**
  * Inline blob ids start with "i" (file blob ids are hex), 32 chars like them:
- * "i" and the hex digits of a random UUID but its first (118 random bits).
+ * "i", 12 hex digits of the wall clock (ms), then 19 random hex digits (76
+ * bits). The clock digits make ids sort in creation order, so a commit's new
+ * bodies go to the right edge of the inline sub-db, one or two leaf pages,
+ * instead of one random leaf each (a 4 KiB page copied and written per body:
+ * a secondary wrote 12.3 KiB per 4 KiB copy with random ids, 8.8 with these).
+ * Order is only locality, never correctness: uniqueness rests on the random
+ * digits, and a clock stepping back only costs the locality.
  * randomUUID draws on an entropy pool node refills once per 128 ids; a
  * randomBytes call per small PUT showed up in PUT profiles.
  */
 export function newInlineBlobId(): string {
   const u = randomUUID(); // xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx
-  return `i${u.slice(1, 8)}${u.slice(9, 13)}${u.slice(14, 18)}${u.slice(19, 23)}${u.slice(24)}`;
+  return `i${inlineIdClock()}${u.slice(24)}${u.slice(0, 7)}`;
 }
 
 /** `count` fresh inline ids from one random draw (replica batches make many per turn). */
 export function newInlineBlobIds(count: number): string[] {
-  const hex = randomBytes(16 * count).toString('hex');
-  return Array.from({ length: count }, (_, i) => `i${hex.slice(32 * i + 1, 32 * (i + 1))}`);
+  const clock = inlineIdClock();
+  const hex = randomBytes(10 * count).toString('hex');
+  return Array.from({ length: count }, (_, i) => `i${clock}${hex.slice(20 * i, 20 * i + 19)}`);
+}
+
+/** The ordering digits of an inline id (12 hex digits of ms last until 10889). */
+function inlineIdClock(): string {
+  return Date.now().toString(16).padStart(12, '0');
 }
 
 export function isInlineBlobId(id: string): boolean {

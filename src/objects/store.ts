@@ -19,7 +19,7 @@
 // store's counter to at least that seq so a promoted secondary continues
 // above everything it received.
 
-import { createHash, randomBytes } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { readdir, rm } from 'node:fs/promises';
@@ -841,10 +841,11 @@ export class DiskObjectStore implements ObjectStore {
       const ids = newInlineBlobIds(inline.length);
       const replaced = await this.txn(() => {
         const gone: string[] = [];
+        const ensured = new Set<string>();
         let seq = 0;
         inline.forEach((n, i) => {
           const { meta, body } = items[n]!;
-          const written = this.writeReplicaInline(meta, { id: ids[i]!, size: body.length }, body);
+          const written = this.writeReplicaInline(meta, { id: ids[i]!, size: body.length }, body, ensured);
           if (written === undefined) return; // stale
           gone.push(...written);
           seq = Math.max(seq, meta.seq);
@@ -860,14 +861,19 @@ export class DiskObjectStore implements ObjectStore {
   }
 
   /** Inside a transaction: applyReplica's commit for an inline body, the
-   * key built once (a batch runs this per copy). Undefined when stale. */
-  private writeReplicaInline(meta: ObjectMeta, blob: BlobRef, body: Buffer): string[] | undefined {
+   * key built once (a batch runs this per copy). Undefined when stale.
+   * `ensured`: buckets this transaction already ensured (a batch's copies
+   * mostly share one bucket; each lookup decodes the bucket record). */
+  private writeReplicaInline(meta: ObjectMeta, blob: BlobRef, body: Buffer, ensured: Set<string>): string[] | undefined {
     const k = objectKey(meta.bucket, meta.key);
     const current = this.dbs.objects.get(k);
     if (current && current.seq >= meta.seq) return undefined;
     const tomb = this.dbs.tombstones.get(k);
     if (tomb !== undefined && tomb.seq >= meta.seq) return undefined;
-    this.ensureBucket(meta.bucket);
+    if (!ensured.has(meta.bucket)) {
+      this.ensureBucket(meta.bucket);
+      ensured.add(meta.bucket);
+    }
     this.keepInline(blob, body);
     const replaced = this.forgetBlobs(current?.blobs.map((b) => b.id) ?? []);
     this.dbs.objects.put(k, { ...meta, v: objectMetaVersion, blobs: [blob] });
@@ -993,7 +999,8 @@ function digestOf(meta: ObjectMeta, body: Buffer): BodyDigest {
     h.update(body);
     checksums[algorithm] = h.digest().toString('base64');
   }
-  return { size: body.length, md5Hex: createHash('md5').update(body).digest('hex'), checksums };
+  // One-shot hash: no Hash object per copy (a batch hashes 64 bodies).
+  return { size: body.length, md5Hex: hash('md5', body, 'hex'), checksums };
 }
 
 function verifyReplicaBody(meta: ObjectMeta, d: BodyDigest, algorithm?: ChecksumAlgorithm): void {

@@ -4,7 +4,7 @@
 // method, path, query, a timestamp and the body's SHA-256 (or, for a
 // streamed object body, the signed metadata header that describes it).
 
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, hash, timingSafeEqual } from 'node:crypto';
 import { replicaAuthSkewMs } from '../core/limits.ts';
 
 export const authHeader = 'x-lookahead-replica-auth';
@@ -19,7 +19,8 @@ const scheme = 'LAR1-HMAC-SHA256';
 export const streamedBodyHash = 'STREAMED';
 
 export function sha256Hex(data: string | Buffer): string {
-  return createHash('sha256').update(data).digest('hex');
+  // One-shot: no Hash object (every inter-site request hashes its body).
+  return hash('sha256', data, 'hex');
 }
 
 export interface SignInput {

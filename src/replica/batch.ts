@@ -8,9 +8,15 @@
 //
 // Wire format of a batch body:
 //   u32 BE  length H of the head
-//   H bytes JSON head {items: [{meta: <base64url meta, as the x-lookahead-meta
-//           header>, epoch: number}]}
+//   H bytes JSON head {v: 2, items: [{epoch: number, meta: <ObjectMeta as
+//           JSON>}]}
 //   then each item's body, meta.size bytes, in order.
+// Version 1 (no `v` in the head) carried each meta as a base64url string (the
+// x-lookahead-meta header's encoding): one base64 decode and one JSON.parse
+// per item, ~7% of S's CPU per 4 KiB copy; version 2 parses the head
+// once. S still reads version 1 (an older primary); an older secondary
+// refuses a version-2 head as a protocol error (400), and the primary then
+// sends those copies one per request, as for any batch refused whole.
 // The whole body is signed (its SHA-256 in the request signature), so the
 // metas are as authenticated as the single-copy header; the bodies are also
 // checked against their ETags when S applies them, as single copies are.
@@ -31,7 +37,7 @@ import { replicaBatchBytesMax, replicaBatchInFlightMax, replicaBatchObjectBytesM
 import { readBounded } from '../core/bounded-read.ts';
 import type { ObjectMeta } from '../objects/types.ts';
 import type { ObjectCopy } from './messages.ts';
-import { ReplicaProtocolError, decodeMetaHeader, encodeMetaHeader } from './messages.ts';
+import { ReplicaProtocolError, checkMeta, decodeMetaHeader } from './messages.ts';
 import type { SecondaryService } from './secondary.ts';
 import { TargetRejectedError, TargetUnavailableError } from './target.ts';
 
@@ -48,10 +54,12 @@ export type BatchItem = ReplicaCopy;
 export type BatchResult = { applied: boolean } | { status: number; code: string; message: string };
 
 const headLengthBytes = 4;
+/** The head's `v`; version 1 heads have none. */
+export const batchFormatVersion = 2;
 
 export function encodeBatch(items: readonly BatchItem[]): Buffer {
   const head = Buffer.from(
-    JSON.stringify({ items: items.map((i) => ({ meta: encodeMetaHeader(i.copy.meta), epoch: i.copy.epoch })) }),
+    JSON.stringify({ v: batchFormatVersion, items: items.map((i) => ({ epoch: i.copy.epoch, meta: i.copy.meta })) }),
     'utf8',
   );
   const len = Buffer.alloc(headLengthBytes);
@@ -66,21 +74,22 @@ export function decodeBatch(raw: Buffer): BatchItem[] {
   if (headLength > raw.length - headLengthBytes) throw new ReplicaProtocolError('batch: head longer than the body');
   let head: unknown;
   try {
-    head = JSON.parse(raw.subarray(headLengthBytes, headLengthBytes + headLength).toString('utf8'));
+    head = JSON.parse(raw.toString('utf8', headLengthBytes, headLengthBytes + headLength));
   } catch {
     throw new ReplicaProtocolError('batch: head is not JSON');
   }
-  const list = (head as { items?: unknown } | null)?.items;
+  const { v, items: list } = (head ?? {}) as { v?: unknown; items?: unknown };
+  if (v !== undefined && v !== batchFormatVersion) throw new ReplicaProtocolError(`batch: unknown format version ${String(v)}`);
   if (!Array.isArray(list) || list.length === 0 || list.length > replicaBatchObjectsMax) {
     throw new ReplicaProtocolError(`batch: expected 1 to ${replicaBatchObjectsMax} items`);
   }
+  const readMeta = v === undefined ? metaV1 : checkMeta;
   let offset = headLengthBytes + headLength;
   const items: BatchItem[] = [];
   for (const entry of list as unknown[]) {
     const { meta: encoded, epoch } = (entry ?? {}) as { meta?: unknown; epoch?: unknown };
-    if (typeof encoded !== 'string') throw new ReplicaProtocolError('batch: item without meta');
     if (typeof epoch !== 'number' || !Number.isInteger(epoch) || epoch < 0) throw new ReplicaProtocolError('batch: item epoch');
-    const meta: ObjectMeta = decodeMetaHeader(encoded);
+    const meta: ObjectMeta = readMeta(encoded);
     if (meta.size > replicaBatchObjectBytesMax || offset + meta.size > raw.length) {
       throw new ReplicaProtocolError('batch: item body missing or too large');
     }
@@ -89,6 +98,12 @@ export function decodeBatch(raw: Buffer): BatchItem[] {
   }
   if (offset !== raw.length) throw new ReplicaProtocolError('batch: bytes after the last item');
   return items;
+}
+
+/** A version-1 item's meta: the x-lookahead-meta header's base64url JSON. */
+function metaV1(encoded: unknown): ObjectMeta {
+  if (typeof encoded !== 'string') throw new ReplicaProtocolError('batch: item without meta');
+  return decodeMetaHeader(encoded);
 }
 
 /** Reads a batch body, refusing more than replicaBatchBytesMax. */

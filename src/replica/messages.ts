@@ -181,7 +181,9 @@ export function decodeMetaHeader(header: string | undefined): ObjectMeta {
   return checkMeta(json);
 }
 
-function checkMeta(json: unknown): ObjectMeta {
+/** An object meta already parsed from JSON (a batch head carries them as
+ * objects): the same checks as the header's. */
+export function checkMeta(json: unknown): ObjectMeta {
   if (!isRecord(json) || json.v !== objectMetaVersion) fail('object meta: bad version');
   str(json.bucket, 'meta.bucket');
   if (str(json.key, 'meta.key').length === 0) fail('meta.key: empty');

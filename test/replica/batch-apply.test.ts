@@ -86,6 +86,19 @@ describe('DiskObjectStore.applyReplicaBatch', () => {
     expect(store.currentSeq()).toBe(9);
   });
 
+  it('a batch spanning buckets the store lacks creates each of them, once', async () => {
+    const { store } = await openStore();
+    const items = ['b', 'c', 'b', 'c'].map((bucket, n) => {
+      const body = Buffer.from(`${bucket}${n}`);
+      return { meta: { ...meta(`k${n}`, body, n + 1), bucket }, body };
+    });
+    expect(await store.applyReplicaBatch(items)).toEqual([true, true, true, true]);
+    expect((await store.listBuckets()).map((b) => b.name).sort()).toEqual(['b', 'c']);
+    const chunks: Buffer[] = [];
+    for await (const c of (await store.openObject('c', 'k3')).stream()) chunks.push(c as Buffer);
+    expect(Buffer.concat(chunks).toString()).toBe('c3');
+  });
+
   it('bodies above the inline limit take the single path and still apply', async () => {
     const { store } = await openStore(noHooks, 4);
     const body = Buffer.from('longer than four bytes');
