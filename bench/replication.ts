@@ -286,13 +286,13 @@ async function preloadWorkload(client: S3Http, workload: Workload, existingMax: 
 }
 
 /** Waits (bounded) until the primary's copy queue is empty. */
-async function waitQueueDrained(client: S3Http): Promise<void> {
+async function waitQueueDrained(client: S3Http, pollMs = 250): Promise<void> {
   const deadline = Date.now() + drainWaitMsMax;
   while (Date.now() < deadline) {
     const res = await client.request('GET', '/_lookahead/metrics', { keepBody: true, timeoutMs: 5_000 }).catch(() => undefined);
     const depth = res ? promSum(res.body?.toString('utf8') ?? '', /^lookahead_replica_queue_depth$/) : NaN;
     if (depth === 0 || Number.isNaN(depth)) return;
-    await new Promise((r) => setTimeout(r, 250));
+    await new Promise((r) => setTimeout(r, pollMs));
   }
   log('  copy queue not drained within the wait; measuring anyway');
 }
@@ -332,6 +332,8 @@ interface Phase {
 /** The sustained run is twice the default lag bound: long enough that the
  * bound, not the end of the run, ends every deferral. */
 const sustainedSeconds = (2 * copyDeferLagMsDefault) / 1000;
+/** Resolution of the measured drain time. */
+const drainPollMs = 50;
 
 async function queueDepthOf(client: S3Http): Promise<number> {
   const res = await client.request('GET', '/_lookahead/metrics', { keepBody: true, timeoutMs: 5_000 }).catch(() => undefined);
@@ -352,13 +354,19 @@ async function pacingOf(client: S3Http): Promise<Phase['pacing']> {
 async function measurePhase(site: Site, pids: number[], seconds: number, opts: BenchOptions, prefix: string, replicated: boolean): Promise<Phase> {
   const cpu = () => pids.reduce((a, pid) => a + processCpuMicros(pid), 0);
   const cpu0 = cpu();
+  // Q is read as the run's clock runs out (the load generator starts no
+  // PUT after it): read after the last answer, a quiet primary has already
+  // begun to drain.
+  const atEnd = replicated
+    ? new Promise<void>((r) => setTimeout(r, seconds * 1000)).then(async () => ({ depth: await queueDepthOf(site.client), t: performance.now() }))
+    : undefined;
   const run = await runWorkload(site.client, bucket, { op: 'put', objectBytes: 4096, concurrency: 16, seconds, maxOps: opts.maxOps, prefix });
   if (run.errors) log(`  ${run.errors} errors, first: ${run.firstError}`);
-  const queueAtEnd = replicated ? await queueDepthOf(site.client) : 0;
-  const t = performance.now();
+  const end = await atEnd;
+  const queueAtEnd = end?.depth ?? 0;
   // The copier's backlog must not spill into the next run.
-  if (replicated) await waitQueueDrained(site.client);
-  const drainSeconds = replicated ? (performance.now() - t) / 1000 : 0;
+  if (replicated) await waitQueueDrained(site.client, drainPollMs);
+  const drainSeconds = end ? (performance.now() - end.t) / 1000 : 0;
   const cpuUsPerWrite = (cpu() - cpu0) / Math.max(1, run.ops);
   const pacing = replicated ? await pacingOf(site.client) : undefined;
   return { run, queueAtEnd, drainSeconds, untilDrainedOpsPerSec: run.ops / (run.seconds + drainSeconds), cpuUsPerWrite, ...(pacing ? { pacing } : {}) };
