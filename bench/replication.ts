@@ -325,6 +325,8 @@ interface Phase {
   untilDrainedOpsPerSec: number;
   /** CPU of the site(s) (primary + secondary) per write, run and drain. */
   cpuUsPerWrite: number;
+  /** The same over the run only (what competed with the writes). */
+  runCpuUsPerWrite: number;
   /** The primary's copy priority status after the drain (lag-bound count). */
   pacing?: { priority?: string; lagBoundReached?: number };
 }
@@ -358,7 +360,7 @@ async function measurePhase(site: Site, pids: number[], seconds: number, opts: B
   // PUT after it): read after the last answer, a quiet primary has already
   // begun to drain.
   const atEnd = replicated
-    ? new Promise<void>((r) => setTimeout(r, seconds * 1000)).then(async () => ({ depth: await queueDepthOf(site.client), t: performance.now() }))
+    ? new Promise<void>((r) => setTimeout(r, seconds * 1000)).then(async () => ({ cpu: cpu(), depth: await queueDepthOf(site.client), t: performance.now() }))
     : undefined;
   const run = await runWorkload(site.client, bucket, { op: 'put', objectBytes: 4096, concurrency: 16, seconds, maxOps: opts.maxOps, prefix });
   if (run.errors) log(`  ${run.errors} errors, first: ${run.firstError}`);
@@ -368,8 +370,11 @@ async function measurePhase(site: Site, pids: number[], seconds: number, opts: B
   if (replicated) await waitQueueDrained(site.client, drainPollMs);
   const drainSeconds = end ? (performance.now() - end.t) / 1000 : 0;
   const cpuUsPerWrite = (cpu() - cpu0) / Math.max(1, run.ops);
+  const runCpuUsPerWrite = end ? (end.cpu - cpu0) / Math.max(1, run.ops) : cpuUsPerWrite;
   const pacing = replicated ? await pacingOf(site.client) : undefined;
-  return { run, queueAtEnd, drainSeconds, untilDrainedOpsPerSec: run.ops / (run.seconds + drainSeconds), cpuUsPerWrite, ...(pacing ? { pacing } : {}) };
+  return {
+    run, queueAtEnd, drainSeconds, untilDrainedOpsPerSec: run.ops / (run.seconds + drainSeconds), cpuUsPerWrite, runCpuUsPerWrite, ...(pacing ? { pacing } : {}),
+  };
 }
 
 async function offVsOn(opts: BenchOptions, off: Site, modes: OnMode[], report: Report): Promise<void> {
@@ -415,6 +420,7 @@ async function offVsOn(opts: BenchOptions, off: Site, modes: OnMode[], report: R
         replicated ? ps.map((p) => p.drainSeconds.toFixed(1)).join(', ') : '-',
         fmt(drained),
         replicated ? `**${(drained / offDrained).toFixed(2)}x**` : '-',
+        fmt(med(ps, (p) => p.runCpuUsPerWrite)),
         fmt(med(ps, (p) => p.cpuUsPerWrite)),
         fmt(med(ps, (p) => p.run.p99Ms), 2),
         replicated ? ps.map((p) => String(p.pacing?.lagBoundReached ?? '-')).join(', ') : '-',
@@ -429,7 +435,10 @@ async function offVsOn(opts: BenchOptions, off: Site, modes: OnMode[], report: R
     );
     return { rows, ratios };
   };
-  const head = ['mode', 'ops/s during the run', 'on/off', 'Q at end', 'drain s', 'ops/s until drained', 'on/off', 'CPU µs/write (sites)', 'p99 ms', 'lag bound hit', 'errors'];
+  const head = [
+    'mode', 'ops/s during the run', 'on/off', 'Q at end', 'drain s', 'ops/s until drained', 'on/off',
+    'sites\' CPU µs/write: run', 'run + drain', 'p99 ms', 'lag bound hit', 'errors',
+  ];
   const b = table2(burst);
   const s2 = table2(sustained);
   const main = b.ratios[modes[0]!.name]?.duringRun ?? NaN;
@@ -448,7 +457,7 @@ async function offVsOn(opts: BenchOptions, off: Site, modes: OnMode[], report: R
       '"During the run" counts writes acknowledged while the clients wrote; copies still queued at its end ' +
       '(Q at end) are sent afterwards (drain s). "Until drained" divides the same writes by run + drain time: ' +
       'the throughput at which writes are also on the secondary. CPU per write: user + system of the site ' +
-      'processes (single site; primary + secondary) over the run and the drain. ' +
+      'processes (single site; primary + secondary) over the run, and over the run and the drain. ' +
       `Miss rate on the default primary: ${before && after ? pct(missRate(before, after)) : 'n/a'}.`,
     '',
   );
