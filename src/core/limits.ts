@@ -130,9 +130,12 @@ export const copyDeferLagMsMax = 60_000;
  * other nine tenths as headroom; also bounds the held keys in memory. */
 export const copyDeferQueueEntriesMax = copyQueueEntriesMax / 10;
 /** Clients count as busy until this long after their last S3 request ended
- * (or arrived): a client at concurrency 1 leaves gaps of well under a
- * millisecond between requests, an idle one far longer. */
-export const copyQuietMs = 50;
+ * (or arrived). A client at concurrency 1 leaves gaps of well under a
+ * millisecond, but a client descheduled on a loaded machine stalls for tens
+ * of ms: at 50 ms the c16 benchmark (load average 3.5 on 2 cores) saw the
+ * copier start mid-burst. Half a second of silence is a pause; it delays the
+ * start of a drain by that much (the lag bound is 20 times longer). */
+export const copyQuietMs = 500;
 /** While deferring, the copier looks at the client load this often (the end
  * of a load wakes nobody): adds at most this much to the drain start. */
 export const copyDeferPollMs = 25;
