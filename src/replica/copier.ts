@@ -55,6 +55,8 @@ const phantomChecksMax = 5;
 const rescanLagEvery = 6;
 /** Q keys read per rescan page. */
 const scanPage = 1000;
+/** Q keys of buckets (locationName of a bucket location, predict/locations.ts). */
+const bucketQueueKeyPrefix = 'b/';
 
 /** A small object's copy, read with its Q entry's seq. */
 interface Pending {
@@ -124,7 +126,7 @@ export class Copier {
   private enqueue(qkey: string): void {
     if (this.stopped) return;
     if (this.inFlight.has(qkey)) this.again.add(qkey);
-    else if (!this.singles.has(qkey) && this.ready.size < copyQueueEntriesMax) this.ready.add(qkey);
+    else if (!this.singles.has(qkey) && this.ready.size < copyQueueEntriesMax) this.addReady(qkey);
     const pacer = this.options.pacer;
     pacer?.held();
     // Copies held back for clients: a new one changes nothing until the
@@ -142,6 +144,14 @@ export class Copier {
     return this.oldestAt === undefined ? 0 : Math.max(0, this.options.clock.now() - this.oldestAt);
   }
 
+  /** A bucket's copy (create or delete) goes on the single path and is
+   * never held for clients: it is rare and cheap, and every copy of an
+   * object in it (and every write after a failover) needs it on S. */
+  private addReady(qkey: string): void {
+    if (qkey.startsWith(bucketQueueKeyPrefix)) this.singles.add(qkey);
+    else this.ready.add(qkey);
+  }
+
   /** Copy priority and how far behind the copier is (pacing.ts). */
   pacing(): PacingStatus | undefined {
     return this.options.pacer?.status();
@@ -152,6 +162,8 @@ export class Copier {
       this.promoteRetries();
       const until = this.deferUntil();
       if (until !== undefined) {
+        // Held: object copies. Buckets' copies (addReady) still go.
+        this.startSingles();
         await this.idle(until);
         continue;
       }
@@ -350,7 +362,7 @@ export class Copier {
       if (at > now) continue;
       this.delayed.delete(qkey);
       if (this.inFlight.has(qkey)) this.again.add(qkey);
-      else if (!this.singles.has(qkey)) this.ready.add(qkey);
+      else if (!this.singles.has(qkey)) this.addReady(qkey);
     }
   }
 
@@ -380,7 +392,7 @@ export class Copier {
       for (const [qkey, entry] of entries) {
         oldest = oldest === undefined ? entry.at : Math.min(oldest, entry.at);
         if (!this.inFlight.has(qkey) && !this.delayed.has(qkey) && !this.singles.has(qkey)) {
-          this.ready.add(qkey);
+          this.addReady(qkey);
           // Its Q entry tells how long it has waited (a restart, a lost notify).
           this.options.pacer?.held(entry.at);
         }

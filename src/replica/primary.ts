@@ -220,7 +220,7 @@ export class PrimaryReplicator implements ChangeHooks {
         },
         clock: options.clock,
         ...(options.foreground ? { load: options.foreground } : {}),
-        urgent: () => this.draining > 0,
+        urgent: () => this.draining > 0 || this.recordPressed(),
       }),
     });
     this.syncCopier = new SyncCopier({
@@ -418,6 +418,13 @@ export class PrimaryReplicator implements ChangeHooks {
     } finally {
       this.draining--;
     }
+  }
+
+  /** Misses wait for room in a full record: room comes from entries in
+   * sync, so the copies that bring them in sync are not held for clients
+   * (the waiting misses are clients too). */
+  private recordPressed(): boolean {
+    return this.waiters.length > 0 && this.rPrime.size + this.waiters.length > this.options.config.recordEntriesMax;
   }
 
   /** Whether R' holds the id (guard for releasing ids). */

@@ -197,7 +197,8 @@ async function pair(overrides: Partial<PrimaryConfig> = {}) {
   const put = (key: string) =>
     storeP.putObject({ bucket: 'b', key, body: Readable.from([Buffer.from(key)]), headers: {}, userMeta: {}, tags: {}, algorithms: [], sha256: false, verify: () => {} } as PutObjectInput);
   const advance = (ms: number) => clock.advance(ms, flush);
-  return { clock, primary, target, durP, diskS, load, put, advance };
+  const createBucket = (name: string) => storeP.createBucket(name, 'us-east-1');
+  return { clock, primary, target, durP, diskS, load, put, advance, createBucket };
 }
 
 describe('a primary with copy priority background', () => {
@@ -257,6 +258,29 @@ describe('a primary with copy priority background', () => {
     await t.advance(200);
     expect(t.target.copies).toBe(1);
     expect(t.durP.qCount()).toBe(1);
+  });
+
+  it('misses waiting for room in a full record are not held up by held copies', async () => {
+    const t = await pair({ recordEntriesMax: 2 });
+    t.load.busy = true;
+    await t.put('a');
+    await t.put('b');
+    let done = false;
+    const third = t.put('c').then(() => (done = true));
+    await t.advance(copyDeferPollMs * 4);
+    expect(done).toBe(true); // room came from a and b, copied early
+    await third;
+    expect(t.primary.status().copyPacing!.lagBoundReached).toBe(0);
+  });
+
+  it("a bucket's copy is never held: a failover must find the bucket", async () => {
+    const t = await pair();
+    t.load.busy = true;
+    await t.createBucket('nb');
+    await t.put('a');
+    await t.advance(200);
+    expect(t.diskS.buckets.has('nb')).toBe(true);
+    expect(t.durP.qCount()).toBe(1); // the object's copy is held
   });
 
   it('eager copies at once under the same load', async () => {
