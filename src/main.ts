@@ -9,6 +9,8 @@ import { adminCall } from './cli/admin-client.ts';
 import { addAdminOptions, adminEndpoint, defaultListen, fail, type AdminFlags } from './cli/admin-options.ts';
 import { addFailoverCommands } from './cli/failover-commands.ts';
 import { startSite, type RunningSite, type SiteConfig } from './cli/site.ts';
+import { copyDeferLagMsDefault, copyDeferLagMsMax } from './core/limits.ts';
+import { copyPriorities, type CopyPriority } from './replica/index.ts';
 
 
 function parseListen(value: string): { host: string; port: number } {
@@ -39,6 +41,8 @@ interface ServeFlags {
   replicationSecret?: string;
   onSecondaryDown?: 'degraded' | 'refuse';
   syncCopyOnMiss?: boolean;
+  copyPriority?: CopyPriority;
+  copyLagMaxMs?: number;
   recordEntriesMax?: number;
   predictors?: string;
   tlsCert?: string;
@@ -65,11 +69,23 @@ function replicationConfig(flags: ServeFlags): SiteConfig['replication'] {
     ...(flags.secondary ? { secondaryUrl: flags.secondary } : {}),
     ...(flags.primaryUrl ?? flags.rejoinFrom ? { primaryUrl: flags.primaryUrl ?? flags.rejoinFrom } : {}),
     ...(flags.recordEntriesMax ? { recordEntriesMax: flags.recordEntriesMax } : {}),
+    ...(flags.copyPriority ? { copyPriority: flags.copyPriority } : {}),
+    ...(flags.copyLagMaxMs !== undefined ? { copyLagMaxMs: flags.copyLagMaxMs } : {}),
   };
 }
 
 const syncCopyHelp =
   'primary: acknowledge a write that missed the record only once its data (or delete) is on the secondary too (claim 2; hits stay asynchronous)';
+
+const copyPriorityHelp =
+  'primary: background = client writes first: copies wait while clients are busy, at most --copy-lag-max-ms, then go at full speed; ' +
+  'eager = copies go as soon as they can (record messages and --sync-copy-on-miss copies are never held)';
+
+function lagMs(value: string): number {
+  const n = positiveInt(value);
+  if (n > copyDeferLagMsMax) throw new InvalidArgumentError(`at most ${copyDeferLagMsMax} ms: ${value}`);
+  return n;
+}
 
 function positiveInt(value: string): number {
   const n = Number(value);
@@ -174,6 +190,13 @@ export function buildProgram(): Command {
           .default('degraded'),
       )
       .option('--sync-copy-on-miss', syncCopyHelp)
+      .addOption(new Option('--copy-priority <mode>', copyPriorityHelp).choices([...copyPriorities]).default('background'))
+      .option(
+        '--copy-lag-max-ms <ms>',
+        `primary, --copy-priority background: the oldest held copy's age past which copies go at full speed (at most ${copyDeferLagMsMax})`,
+        lagMs,
+        copyDeferLagMsDefault,
+      )
       .option('--record-entries-max <n>', 'primary: the record size limit (misses wait for room past it)', positiveInt)
       .option('--predictors <list>', `primary: predictors on (default ${defaultPredictorConfig.enabled.join(',')})`)
       .option('--tls-cert <file>', 'serve clients over HTTPS with this PEM certificate (chain); needs --tls-key')

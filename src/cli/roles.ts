@@ -26,6 +26,7 @@ import {
   type PrimaryReplication,
   type SecondaryReplication,
 } from '../replica/index.ts';
+import type { ForegroundLoad } from '../replica/pacing.ts';
 import type { SecondaryService } from '../replica/secondary.ts';
 import { LmdbPrimaryDurable, LmdbSecondaryDurable } from '../replica/state.ts';
 import { createS3Target } from '../replica/s3/target.ts';
@@ -69,6 +70,8 @@ export interface SiteRolesOptions {
   registry: Registry;
   log: Log;
   endpoint: () => string;
+  /** Client requests on this site (the gateway's count): copy priority. */
+  foreground?: ForegroundLoad;
 }
 
 export class SiteRoles {
@@ -310,8 +313,11 @@ export class SiteRoles {
         onSecondaryDown: r.onSecondaryDown,
         ...(r.syncCopyOnMiss ? { syncCopyOnMiss: true } : {}),
         ...(r.recordEntriesMax ? { recordEntriesMax: r.recordEntriesMax } : {}),
+        ...(r.copyPriority ? { copyPriority: r.copyPriority } : {}),
+        ...(r.copyLagMaxMs !== undefined ? { copyLagMaxMs: r.copyLagMaxMs } : {}),
       },
       predictors: r.predictors,
+      ...(this.options.foreground ? { foreground: this.options.foreground } : {}),
       ...(registry ? { registry } : {}),
       log,
     });

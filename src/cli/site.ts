@@ -9,10 +9,11 @@ import { systemClock, systemRandom } from '../core/clock.ts';
 import { createAdminRouter } from '../gateway/admin.ts';
 import { WriteStats } from '../gateway/ui/write-stats.ts';
 import { loadCredentials, type KeyPair } from '../gateway/credentials.ts';
+import { ClientLoad } from '../gateway/client-load.ts';
 import { createGateway, type Gateway } from '../gateway/server.ts';
 import { DiskObjectStore, openMetaDb } from '../objects/store.ts';
 import { defaultPredictorConfig, type PredictorConfig } from '../predict/predictions.ts';
-import type { OnSecondaryDown, ReplicaTarget } from '../replica/index.ts';
+import type { CopyPriority, OnSecondaryDown, ReplicaTarget } from '../replica/index.ts';
 import { SiteRoles } from './roles.ts';
 
 export type Role = 'single' | 'primary' | 'secondary';
@@ -34,6 +35,11 @@ export interface ReplicationConfig {
   syncCopyOnMiss?: boolean;
   recordEntriesMax?: number;
   predictors: PredictorConfig;
+  /** Primary: hold copies back while clients are busy ('background', the
+   * default) or send them at once ('eager'); src/replica/pacing.ts. */
+  copyPriority?: CopyPriority;
+  /** Primary: the lag bound of 'background' (copyDeferLagMsDefault). */
+  copyLagMaxMs?: number;
 }
 
 export interface SiteConfig {
@@ -92,7 +98,10 @@ export async function startSite(config: SiteConfig): Promise<RunningSite> {
   collectDefaultMetrics({ register: registry, prefix: 'lookahead_' });
   let endpoint = '';
   const log = (message: string, fields?: Record<string, unknown>) => logger.info(fields ?? {}, message);
-  const roles = new SiteRoles({ config, db, registry, log, endpoint: () => endpoint });
+  // Client S3 requests, counted by the gateway, read by the copier's
+  // priority (one counter per site, built here: no module singleton).
+  const clientLoad = new ClientLoad();
+  const roles = new SiteRoles({ config, db, registry, log, endpoint: () => endpoint, foreground: clientLoad });
   // Hit/miss counts and PUT latency per second, for status and the console.
   // The role's hooks sit behind a swappable wrapper: promote, rejoin and
   // switchover change them in process.
@@ -130,6 +139,7 @@ export async function startSite(config: SiteConfig): Promise<RunningSite> {
     anonymousReadBuckets: config.anonymousReadBuckets,
     extraRouters,
     registry,
+    clientLoad,
     ...(config.baseDomain ? { baseDomain: config.baseDomain } : {}),
     ...(config.verifyReads ? { verifyReads: config.verifyReads } : {}),
     ...(config.tls ? { tls: { cert: await readFile(config.tls.certFile), key: await readFile(config.tls.keyFile) } } : {}),

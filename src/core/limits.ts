@@ -115,6 +115,30 @@ export const replicaBatchInFlightMax = 4;
  * transaction on both sites, on the cores client writes need); adds at most
  * this much to the replication lag. */
 export const replicaBatchGapMs = 20;
+/** Copy priority 'background' (src/replica/pacing.ts): while clients are
+ * busy the copier holds copies back, but never once the oldest held entry is
+ * this old; past it the copier runs at full speed until it has caught up.
+ * Bounds how much longer a hit stays on the primary only (its data, not its
+ * coverage: Q entries are covered by the record). Default of
+ * --copy-lag-max-ms; see the README ("Copy priority") for the choice. */
+export const copyDeferLagMsDefault = 10_000;
+/** Upper bound of --copy-lag-max-ms: past a minute, a burst's copies are
+ * better spread than held (and the held set is memory). */
+export const copyDeferLagMsMax = 60_000;
+/** No deferral once Q holds this many entries: Q backpressures admissions
+ * (SlowDown) at copyQueueEntriesMax, and a copier at full speed keeps the
+ * other nine tenths as headroom; also bounds the held keys in memory. */
+export const copyDeferQueueEntriesMax = copyQueueEntriesMax / 10;
+/** Clients count as busy until this long after their last S3 request ended
+ * (or arrived). A client at concurrency 1 leaves gaps of well under a
+ * millisecond, but a client descheduled on a loaded machine stalls for tens
+ * of ms: at 50 ms the c16 benchmark (load average 3.5 on 2 cores) saw the
+ * copier start mid-burst. Half a second of silence is a pause; it delays the
+ * start of a drain by that much (the lag bound is 20 times longer). */
+export const copyQuietMs = 500;
+/** While deferring, the copier looks at the client load this often (the end
+ * of a load wakes nobody): adds at most this much to the drain start. */
+export const copyDeferPollMs = 25;
 /** Object store: blob files spread over 256 subdirectories (two hex chars). */
 export const blobShardCount = 256;
 /** Object store: new blobs go to one shard for this many writes, then the

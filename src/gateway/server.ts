@@ -35,6 +35,7 @@ import type { HandlerDeps } from './handlers/context.ts';
 import { writeReply } from './reply.ts';
 import { XmlCodec } from './xml.ts';
 import type { ReadVerification } from '../objects/verify-read.ts';
+import type { ClientLoad } from './client-load.ts';
 
 export interface GatewayOptions {
   store: ObjectStore;
@@ -56,6 +57,8 @@ export interface GatewayOptions {
   tls?: { cert: string | Buffer; key: string | Buffer };
   /** What GETs check of stored bodies (verify-read.ts); default 'full'. */
   verifyReads?: ReadVerification;
+  /** Counts S3 requests for the copier's priority (client-load.ts). */
+  clientLoad?: ClientLoad;
 }
 
 export interface Gateway {
@@ -239,7 +242,14 @@ class GatewayServer implements Gateway {
   private async s3(req: http.IncomingMessage, res: http.ServerResponse, requestId: string): Promise<void> {
     const debug = this.options.logger.isLevelEnabled('debug');
     const started = debug || this.metrics ? performance.now() : 0;
-    const kind = await this.serveS3(req, res, requestId);
+    const load = this.options.clientLoad;
+    load?.begin();
+    let kind: OperationKind;
+    try {
+      kind = await this.serveS3(req, res, requestId);
+    } finally {
+      load?.end();
+    }
     const ms = performance.now() - started;
     this.metrics?.observe(kind, res.statusCode, ms / 1000);
     if (debug) {

@@ -21,6 +21,7 @@ import type { BatchResult, ReplicaCopy } from './batch.ts';
 import type { ReplicaMetrics } from './metrics.ts';
 import type { PrimaryDurable, QEntry } from './state.ts';
 import { copyCurrentVersion } from './copy-one.ts';
+import type { CopyPacer, PacingStatus } from './pacing.ts';
 import type { ReplicaTarget } from './target.ts';
 import { FencedError } from './target.ts';
 
@@ -39,6 +40,9 @@ export interface CopierOptions {
   log?: (message: string, fields?: Record<string, unknown>) => void;
   /** Full rescans of Q (entries whose notify raced their commit). */
   rescanMs?: number;
+  /** Copy priority (pacing.ts): holds copies back while clients are busy,
+   * within its bounds. Without it every copy goes as soon as it can. */
+  pacer?: CopyPacer;
 }
 
 interface Retry {
@@ -51,6 +55,8 @@ const phantomChecksMax = 5;
 const rescanLagEvery = 6;
 /** Q keys read per rescan page. */
 const scanPage = 1000;
+/** Q keys of buckets (locationName of a bucket location, predict/locations.ts). */
+const bucketQueueKeyPrefix = 'b/';
 
 /** A small object's copy, read with its Q entry's seq. */
 interface Pending {
@@ -120,8 +126,12 @@ export class Copier {
   private enqueue(qkey: string): void {
     if (this.stopped) return;
     if (this.inFlight.has(qkey)) this.again.add(qkey);
-    else if (!this.singles.has(qkey) && this.ready.size < copyQueueEntriesMax) this.ready.add(qkey);
-    this.wake?.();
+    else if (!this.singles.has(qkey) && this.ready.size < copyQueueEntriesMax) this.addReady(qkey);
+    const pacer = this.options.pacer;
+    pacer?.held();
+    // Copies held back for clients: a new one changes nothing until the
+    // pacer's next look (a wake per client write would cost their CPU).
+    if (pacer?.deferring !== true) this.wake?.();
   }
 
   stats(): { bytes: number; objects: number } {
@@ -134,13 +144,49 @@ export class Copier {
     return this.oldestAt === undefined ? 0 : Math.max(0, this.options.clock.now() - this.oldestAt);
   }
 
+  /** A bucket's copy (create or delete) goes on the single path and is
+   * never held for clients: it is rare and cheap, and every copy of an
+   * object in it (and every write after a failover) needs it on S. */
+  private addReady(qkey: string): void {
+    if (qkey.startsWith(bucketQueueKeyPrefix)) this.singles.add(qkey);
+    else this.ready.add(qkey);
+  }
+
+  /** Copy priority and how far behind the copier is (pacing.ts). */
+  pacing(): PacingStatus | undefined {
+    return this.options.pacer?.status();
+  }
+
   private async loop(): Promise<void> {
     while (!this.stopped) {
       this.promoteRetries();
+      const until = this.deferUntil();
+      if (until !== undefined) {
+        // Held: object copies. Buckets' copies (addReady) still go.
+        this.startSingles();
+        await this.idle(until);
+        continue;
+      }
       // One batch per turn at most: client requests get the loop in between.
-      if (this.dispatch()) await new Promise<void>((resolve) => setImmediate(resolve));
+      const more = this.dispatch();
+      this.noteBacklog();
+      if (more) await new Promise<void>((resolve) => setImmediate(resolve));
       else await this.idle();
     }
+  }
+
+  /** When to look again if copies are held back for clients; undefined: copy now. */
+  private deferUntil(): number | undefined {
+    const pacer = this.options.pacer;
+    if (pacer === undefined || !this.noteBacklog()) return undefined;
+    return pacer.deferUntil(this.options.durable.qCount());
+  }
+
+  /** Tells the pacer whether copies wait to be sent; true when some do. */
+  private noteBacklog(): boolean {
+    const waiting = this.ready.size + this.singles.size > 0;
+    if (!waiting) this.options.pacer?.caughtUp();
+    return waiting;
   }
 
   /** Starts what the limits allow; true when another batch could start now. */
@@ -291,12 +337,15 @@ export class Copier {
     }
   }
 
-  /** Waits for a notify, a finished copy or the next retry time. */
-  private idle(): Promise<void> {
+  /** Waits for a notify, a finished copy, the next retry time or `until`
+   * (the pacer's next look). */
+  private idle(until?: number): Promise<void> {
     const { clock } = this.options;
-    let next = Infinity;
+    let next = until ?? Infinity;
     for (const at of this.delayed.values()) next = Math.min(next, at);
-    if (this.ready.size > 0 && this.batchesInFlight === 0 && this.batching()) next = Math.min(next, this.partialBatchAt());
+    // Held copies wait for the pacer's look, not for the next partial batch.
+    const held = until !== undefined;
+    if (!held && this.ready.size > 0 && this.batchesInFlight === 0 && this.batching()) next = Math.min(next, this.partialBatchAt());
     return new Promise<void>((resolve) => {
       const done = () => {
         this.wake = undefined;
@@ -313,7 +362,7 @@ export class Copier {
       if (at > now) continue;
       this.delayed.delete(qkey);
       if (this.inFlight.has(qkey)) this.again.add(qkey);
-      else if (!this.singles.has(qkey)) this.ready.add(qkey);
+      else if (!this.singles.has(qkey)) this.addReady(qkey);
     }
   }
 
@@ -342,7 +391,11 @@ export class Copier {
       if (entries.length === 0) break;
       for (const [qkey, entry] of entries) {
         oldest = oldest === undefined ? entry.at : Math.min(oldest, entry.at);
-        if (!this.inFlight.has(qkey) && !this.delayed.has(qkey) && !this.singles.has(qkey)) this.ready.add(qkey);
+        if (!this.inFlight.has(qkey) && !this.delayed.has(qkey) && !this.singles.has(qkey)) {
+          this.addReady(qkey);
+          // Its Q entry tells how long it has waited (a restart, a lost notify).
+          this.options.pacer?.held(entry.at);
+        }
       }
       after = entries[entries.length - 1]?.[0];
     }

@@ -30,6 +30,7 @@ import { createReplicaRouter } from './router.ts';
 import { SecondaryService, secondaryHooks } from './secondary.ts';
 import { LmdbPrimaryDurable, LmdbSecondaryDurable } from './state.ts';
 import type { ReplicaTarget } from './target.ts';
+import type { ForegroundLoad } from './pacing.ts';
 
 export { GatewayTarget } from './http-target.ts';
 export { PrimaryReplicator, defaultPrimaryConfig } from './primary.ts';
@@ -37,6 +38,8 @@ export type { PrimaryConfig, ReplicaStatus, OnSecondaryDown, PeerState } from '.
 export { SecondaryService, secondaryHooks } from './secondary.ts';
 export { createReplicaRouter } from './router.ts';
 export type { ReplicaTarget } from './target.ts';
+export { copyPriorities } from './pacing.ts';
+export type { CopyPriority, ForegroundLoad, PacingStatus } from './pacing.ts';
 
 type Log = (message: string, fields?: Record<string, unknown>) => void;
 
@@ -57,6 +60,8 @@ export interface PrimaryReplicationOptions {
   keysUnderPrefix?: (bucket: string, prefix: string) => number;
   registry?: Registry;
   log?: Log;
+  /** Client requests on this site, for copy priority (pacing.ts). */
+  foreground?: ForegroundLoad;
 }
 
 export interface PrimaryReplication {
@@ -86,6 +91,7 @@ export function createPrimaryReplication(options: PrimaryReplicationOptions): Pr
     onCommitted: (change, now) => recent.note(change, now),
     ...(options.registry ? { metrics: new ReplicaMetrics(options.registry) } : {}),
     ...(options.log ? { log: options.log } : {}),
+    ...(options.foreground ? { foreground: options.foreground } : {}),
   });
   const r = replicator;
   return {

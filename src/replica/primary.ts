@@ -9,6 +9,7 @@ import type { Clock, Random } from '../core/clock.ts';
 import { NotPrimaryError, S3Error, SecondaryUnavailableError } from '../core/errors.ts';
 import {
   admissionLeaseMs,
+  copyDeferLagMsDefault,
   copyQueueEntriesMax,
   pendingMissesMax,
   recordMessageEntriesMax,
@@ -21,6 +22,8 @@ import { LastActive, chooseRemovals } from '../predict/removal.ts';
 import type { RemovalPolicy } from '../predict/removal.ts';
 import type { LocationEntry, LocationName } from '../predict/types.ts';
 import { Copier } from './copier.ts';
+import { CopyPacer } from './pacing.ts';
+import type { CopyPriority, ForegroundLoad, PacingStatus } from './pacing.ts';
 import { SyncCopier } from './sync-copy.ts';
 import type { SyncCopyCounts, SyncCopyOutcome } from './sync-copy.ts';
 import type { RecordMessage, SessionInfo } from './messages.ts';
@@ -58,6 +61,11 @@ export interface PrimaryConfig {
   /** Claim 2: a miss is acked only once its data (or delete) is durable on
    * S too (sync-copy.ts). Hits stay asynchronous. */
   syncCopyOnMiss?: boolean;
+  /** 'background': the copier holds copies back while clients are busy, up
+   * to copyLagMaxMs (pacing.ts); 'eager': copies go as soon as they can. */
+  copyPriority?: CopyPriority;
+  /** The oldest held copy's age past which the copier runs at full speed. */
+  copyLagMaxMs?: number;
 }
 
 export const defaultPrimaryConfig: Omit<PrimaryConfig, 'site'> = {
@@ -69,6 +77,8 @@ export const defaultPrimaryConfig: Omit<PrimaryConfig, 'site'> = {
   sendRetryMs: 200,
   copyConcurrency: 16,
   syncCopyOnMiss: false,
+  copyPriority: 'background',
+  copyLagMaxMs: copyDeferLagMsDefault,
 };
 
 export interface PrimaryOptions {
@@ -84,6 +94,9 @@ export interface PrimaryOptions {
   log?: (message: string, fields?: Record<string, unknown>) => void;
   /** Told what became of each miss's synchronous copy (syncCopyOnMiss). */
   onSyncCopy?: (change: CommittedChange, outcome: SyncCopyOutcome) => void;
+  /** Client requests on this site (the gateway's count), for copy priority;
+   * without it copies are never held back. */
+  foreground?: ForegroundLoad;
 }
 
 export interface ReplicaStatus {
@@ -109,6 +122,8 @@ export interface ReplicaStatus {
   /** Claim 2 mode (--sync-copy-on-miss) and what its copies became. */
   syncCopyOnMiss: boolean;
   syncCopies: Omit<SyncCopyCounts, 'bytes' | 'objects'>;
+  /** Copy priority, whether copies are held back now and for how long. */
+  copyPacing?: PacingStatus;
 }
 
 interface Waiter {
@@ -180,6 +195,8 @@ export class PrimaryReplicator implements ChangeHooks {
   private store: ObjectStore | undefined;
   private counts = { hits: 0, misses: 0 };
   private readonly predict: Predict;
+  /** Planned drains in progress (switchover): copies are not held back. */
+  private draining = 0;
 
   constructor(private readonly options: PrimaryOptions) {
     this.predict = options.predict ?? ownLocationOnly;
@@ -196,6 +213,15 @@ export class PrimaryReplicator implements ChangeHooks {
       onFenced: (err) => void this.fence(err),
       metrics: options.metrics,
       log: options.log,
+      pacer: new CopyPacer({
+        config: {
+          priority: options.config.copyPriority ?? defaultPrimaryConfig.copyPriority ?? 'background',
+          lagMaxMs: options.config.copyLagMaxMs ?? copyDeferLagMsDefault,
+        },
+        clock: options.clock,
+        ...(options.foreground ? { load: options.foreground } : {}),
+        urgent: () => this.draining > 0 || this.recordPressed(),
+      }),
     });
     this.syncCopier = new SyncCopier({
       durable: options.durable,
@@ -369,6 +395,7 @@ export class PrimaryReplicator implements ChangeHooks {
       pinnedEntries: this.pins.size,
       syncCopyOnMiss: this.options.config.syncCopyOnMiss === true,
       syncCopies,
+      ...(this.copier.pacing() ? { copyPacing: this.copier.pacing() } : {}),
     };
   }
 
@@ -380,12 +407,24 @@ export class PrimaryReplicator implements ChangeHooks {
   async drain(maxMs: number, pollMs = 50): Promise<boolean> {
     const { clock, durable } = this.options;
     const end = clock.now() + maxMs;
-    for (let i = 0; i <= maxMs / pollMs + 1; i++) {
-      if (durable.qCount() === 0 && durable.dirtyCount() === 0 && this.waiters.length === 0) return true;
-      if (clock.now() >= end) break;
-      await clock.sleep(pollMs);
+    this.draining++;
+    try {
+      for (let i = 0; i <= maxMs / pollMs + 1; i++) {
+        if (durable.qCount() === 0 && durable.dirtyCount() === 0 && this.waiters.length === 0) return true;
+        if (clock.now() >= end) break;
+        await clock.sleep(pollMs);
+      }
+      return false;
+    } finally {
+      this.draining--;
     }
-    return false;
+  }
+
+  /** Misses wait for room in a full record: room comes from entries in
+   * sync, so the copies that bring them in sync are not held for clients
+   * (the waiting misses are clients too). */
+  private recordPressed(): boolean {
+    return this.waiters.length > 0 && this.rPrime.size + this.waiters.length > this.options.config.recordEntriesMax;
   }
 
   /** Whether R' holds the id (guard for releasing ids). */

@@ -34,6 +34,10 @@ describe.each([
     const c = client(p.url);
     await c.send(new CreateBucketCommand({ Bucket: 'fover' }));
     for (let i = 0; i < 30; i++) await c.send(new PutObjectCommand({ Bucket: 'fover', Key: `base/${i}`, Body: `base ${i}` }));
+    // The base reaches S before the load: under load a primary holds its
+    // copies (--copy-priority background) up to its lag bound, and the kill
+    // would take the base with it.
+    await until('the base to reach the secondary', async () => ((await status(p.url)).replication?.queueDepth === 0 ? true : undefined));
     const keySpace = Array.from({ length: 120 }, (_, i) => `load/${i % 12}/k${i}`);
     const load = new WriteLoad(p.url, 'fover', keySpace);
     proxy.settings = { delayMsMax: 40, resetChance: 0, stallChance: 0, stallMs: 0 };
