@@ -138,7 +138,7 @@ describe('LmdbPrimaryDurable batch removal', () => {
     expect(durable.qCount()).toBe(1);
   });
 
-  it('committed(): a Q entry written in a commit is readable once it resolves, not before', async () => {
+  it('committed(): a Q entry written in a commit is readable once it resolves', async () => {
     let durable: LmdbPrimaryDurable | undefined;
     const early: boolean[] = [];
     const late: boolean[] = [];
@@ -159,9 +159,11 @@ describe('LmdbPrimaryDurable batch removal', () => {
     const put = (key: string) => store.putObject({ bucket: 'b', key, body: body(), headers: {}, userMeta: {}, tags: {}, algorithms: [], sha256: false, verify: () => {} });
     await Promise.all(['a', 'b', 'c'].map(put));
     await Promise.all(waits);
-    // bucket-create + 3 puts: a read right after the write misses the entry
-    // (why the copier waits), a read after committed() finds it.
-    expect(early).toEqual([false, false, false, false]);
+    // bucket-create + 3 puts: a read after committed() finds the entry. A
+    // read right after the write usually misses it (why the copier waits),
+    // but not always: the write thread may commit before that microtask runs,
+    // so only the guarantee is asserted (the other failed ~1 run in 6).
+    expect(early).toHaveLength(4);
     expect(late).toEqual([true, true, true, true]);
   });
 });
