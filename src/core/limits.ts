@@ -115,6 +115,10 @@ export const replicaBatchInFlightMax = 4;
  * transaction on both sites, on the cores client writes need); adds at most
  * this much to the replication lag. */
 export const replicaBatchGapMs = 20;
+/** Small committed versions the primary keeps in memory for its copier
+ * (replica/primary.ts), so a queued PUT is copied without reading its meta
+ * and body back from lmdb; past it the copier reads them back. */
+export const heldCopiesBytesMax = 32 * 1024 ** 2;
 /** Object store: blob files spread over 256 subdirectories (two hex chars). */
 export const blobShardCount = 256;
 /** Object store: new blobs go to one shard for this many writes, then the

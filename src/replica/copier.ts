@@ -35,6 +35,9 @@ export interface CopierOptions {
   /** The entry left Q (in sync) or was never committed. */
   onSynced: (qkey: string) => void;
   onFenced: (err: FencedError) => void;
+  /** The version committed with `seq` when it is still in memory: sent
+   * without reading the store (a small PUT's meta and body). */
+  heldCopy?: (qkey: string, seq: number) => ReplicaBody | undefined;
   metrics?: ReplicaMetrics;
   log?: (message: string, fields?: Record<string, unknown>) => void;
   /** Full rescans of Q (entries whose notify raced their commit). */
@@ -232,9 +235,9 @@ export class Copier {
       return undefined;
     }
     this.phantoms.delete(qkey);
-    const loc = parseLocationName(qkey);
-    let found: ReplicaBody | null | undefined;
+    let found: ReplicaBody | null | undefined = this.options.heldCopy?.(qkey, entry.seq);
     try {
+      const loc = found === undefined ? parseLocationName(qkey) : undefined;
       if (loc?.kind === 'key') found = store.readInlineObject?.(loc.bucket, loc.key);
     } catch {
       found = undefined; // the single path reports it

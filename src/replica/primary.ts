@@ -10,11 +10,12 @@ import { NotPrimaryError, S3Error, SecondaryUnavailableError } from '../core/err
 import {
   admissionLeaseMs,
   copyQueueEntriesMax,
+  heldCopiesBytesMax,
   pendingMissesMax,
   recordMessageEntriesMax,
   recordSendAttempts,
 } from '../core/limits.ts';
-import type { ObjectStore } from '../objects/types.ts';
+import type { ObjectMeta, ObjectStore, ReplicaBody } from '../objects/types.ts';
 import { coveringNames, locationName, ownLocation, parseLocationName } from '../predict/locations.ts';
 import { GenerationalRecord } from '../predict/record.ts';
 import { LastActive, chooseRemovals } from '../predict/removal.ts';
@@ -128,6 +129,11 @@ interface Admitted {
   expires: number;
 }
 
+/** A small committed version kept for the copier, with its change's seq. */
+interface HeldCopy extends ReplicaBody {
+  seq: number;
+}
+
 interface Batch {
   message: RecordMessage;
   waiters: Waiter[];
@@ -153,6 +159,9 @@ export class PrimaryReplicator implements ChangeHooks {
    * without pins may leave (claims 14-15: "only locations not in Q"). */
   private readonly pins = new Map<number, number>();
   private readonly qPins = new Map<string, Set<number>>();
+  /** The last committed version of queued keys, when small (heldCopy). */
+  private readonly held = new Map<string, HeldCopy>();
+  private heldBytes = 0;
   /** By write token (one each), or by name for callers without one. */
   private readonly admitted = new Map<string | symbol, Admitted[]>();
   private admittedCount = 0;
@@ -194,6 +203,7 @@ export class PrimaryReplicator implements ChangeHooks {
       store: () => this.store,
       onSynced: (qkey) => this.onSynced(qkey),
       onFenced: (err) => void this.fence(err),
+      heldCopy: (qkey, seq) => this.heldCopy(qkey, seq),
       metrics: options.metrics,
       log: options.log,
     });
@@ -307,7 +317,39 @@ export class PrimaryReplicator implements ChangeHooks {
     this.unpin(admission?.ids ?? []);
     this.lastActive.touch(cover, now);
     this.options.onCommitted?.(change, now);
+    if (qkey !== undefined) this.holdCopy(qkey, change);
     if (qkey !== undefined && !this.copiesBeforeAck(change, admission, qkey)) this.copier.notify(qkey);
+  }
+
+  /**
+   * Keeps a small PUT's committed version for the copier, which then reads
+   * only the Q entry. Every commit of the key replaces (or drops) what is
+   * held, so the held version is the last `committed` call's: when its
+   * transaction rolled back, Q keeps the older seq and heldCopy never
+   * returns it.
+   */
+  private holdCopy(qkey: string, change: CommittedChange): void {
+    const prev = this.held.get(qkey);
+    if (prev !== undefined) this.dropHeld(qkey, prev);
+    const version = change.version;
+    if (version === undefined || change.kind !== 'put') return;
+    const held: HeldCopy = { seq: change.seq, meta: version.meta as ObjectMeta, body: version.body };
+    if (this.heldBytes + heldCost(held) > heldCopiesBytesMax) return;
+    this.held.set(qkey, held);
+    this.heldBytes += heldCost(held);
+  }
+
+  /** The version committed with `seq`, if held: the copier passes the seq
+   * its Q entry names, so what it sends is that entry's version, as a read
+   * of the store in the same turn would be (write path step 6). */
+  private heldCopy(qkey: string, seq: number): ReplicaBody | undefined {
+    const held = this.held.get(qkey);
+    return held?.seq === seq ? held : undefined;
+  }
+
+  private dropHeld(qkey: string, held: HeldCopy): void {
+    this.held.delete(qkey);
+    this.heldBytes -= heldCost(held);
   }
 
   /** Claim 2 mode: a miss's copy is made before its ack (settled), not by
@@ -489,6 +531,8 @@ export class PrimaryReplicator implements ChangeHooks {
 
   /** The copier confirmed (or found gone) the Q entry: its pins go. */
   private onSynced(qkey: string): void {
+    const held = this.held.get(qkey);
+    if (held !== undefined) this.dropHeld(qkey, held);
     const set = this.qPins.get(qkey);
     if (set !== undefined) {
       this.qPins.delete(qkey);
@@ -993,6 +1037,15 @@ export function changeOfQueueKey(qkey: string): ChangeIntent | undefined {
   if (loc?.kind === 'bucket') return { kind: 'bucket-create', bucket: loc.bucket, key: '' };
   return undefined;
 }
+
+/** Memory a held copy keeps: a small body may be a slice of a shared pool
+ * (Buffer.allocUnsafe), which it keeps alive whole; plus the meta. */
+function heldCost(held: HeldCopy): number {
+  return held.body.buffer.byteLength + heldMetaBytes;
+}
+
+/** A rough upper bound of one object meta in memory (keys, headers). */
+const heldMetaBytes = 1024;
 
 function admissionKey(change: ChangeIntent): string | symbol {
   return change.token ?? `${change.kind}\0${change.bucket}\0${change.key}\0${change.uploadId ?? ''}`;
