@@ -123,6 +123,8 @@ interface Waiter {
 
 interface Admitted {
   ids: number[];
+  /** PrimaryReplicator.idReleases when admitted. */
+  releases: number;
   dirty: boolean;
   /** Covered by R' when admitted (no round trip). */
   hit: boolean;
@@ -165,6 +167,9 @@ export class PrimaryReplicator implements ChangeHooks {
   /** By write token (one each), or by name for callers without one. */
   private readonly admitted = new Map<string | symbol, Admitted[]>();
   private admittedCount = 0;
+  /** Location ids released so far: while it stays the same, every id
+   * still names what it named (ids are reused only after a release). */
+  private idReleases = 0;
   private waiters: Waiter[] = [];
   /** Removed from R' (durably), not yet acked by S: "Removals leave R'
    * first, then S". Also ids a lost message may have added on S. */
@@ -297,7 +302,7 @@ export class PrimaryReplicator implements ChangeHooks {
   committed(change: CommittedChange): void {
     const admission = this.takeAdmission(change);
     const now = this.options.clock.now();
-    const cover = this.coverIds(change);
+    const cover = this.stillCovering(admission) ?? this.coverIds(change);
     // Invariant 1 at the last moment: a write must not commit outside the
     // record (only a lease that expired can get here uncovered).
     if (cover.length === 0 && admission?.dirty !== true) {
@@ -308,9 +313,9 @@ export class PrimaryReplicator implements ChangeHooks {
     if (qkey !== undefined) {
       const { durable } = this.options;
       const prev = durable.qGet(qkey);
-      const union = new Set([...(prev?.cover ?? []).filter((id) => this.rPrime.has(id)), ...cover]);
-      const entry: QEntry = { seq: change.seq, kind: change.kind, at: prev?.at ?? now, cover: [...union] };
-      durable.qPutSync(qkey, entry);
+      const union = prev === undefined ? cover : [...new Set([...prev.cover.filter((id) => this.rPrime.has(id)), ...cover])];
+      const entry: QEntry = { seq: change.seq, kind: change.kind, at: prev?.at ?? now, cover: union };
+      durable.qPutSync(qkey, entry, prev !== undefined);
       if (cover.length === 0) durable.dirtyAddSync(qkey);
       this.pinQueued(qkey, cover);
     }
@@ -447,6 +452,18 @@ export class PrimaryReplicator implements ChangeHooks {
 
   // ------------------------------------------------------------ coverage and pins
 
+  /**
+   * The admission's ids when they still cover the change: pinned since
+   * admit, still in R', and no id released meanwhile (so none was bound to
+   * another name). Saves the covering-name lookups a second time per write;
+   * undefined sends committed() to a full lookup.
+   */
+  private stillCovering(admission: Admitted | undefined): number[] | undefined {
+    if (admission === undefined || admission.ids.length === 0 || admission.releases !== this.idReleases) return undefined;
+    for (const id of admission.ids) if (!this.rPrime.has(id)) return undefined;
+    return admission.ids;
+  }
+
   private coverIds(change: ChangeIntent): number[] {
     const ids: number[] = [];
     for (const name of coveringNames(change)) {
@@ -476,7 +493,7 @@ export class PrimaryReplicator implements ChangeHooks {
     this.admittedCount++;
     const key = admissionKey(change);
     const list = this.admitted.get(key) ?? [];
-    list.push({ ids, dirty, hit, expires: this.options.clock.now() + this.leaseMs() });
+    list.push({ ids, releases: this.idReleases, dirty, hit, expires: this.options.clock.now() + this.leaseMs() });
     this.admitted.set(key, list);
     this.pin(ids);
   }
@@ -971,6 +988,7 @@ export class PrimaryReplicator implements ChangeHooks {
     const free = [...this.toRelease].filter((id) => !this.rPrime.has(id) && !this.pendingRemovals.has(id));
     this.toRelease.clear();
     if (free.length === 0) return;
+    this.idReleases++;
     try {
       await this.options.durable.ids.release(free);
     } catch (err) {

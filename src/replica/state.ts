@@ -68,8 +68,9 @@ export interface SecondaryMeta {
 export interface PrimaryDurable {
   readonly record: RecordStore;
   readonly ids: ReplicaIds;
-  /** Inside the store's commit transaction (ChangeHooks.committed). */
-  qPutSync(qkey: string, entry: QEntry): void;
+  /** Inside the store's commit transaction (ChangeHooks.committed).
+   * `existed`: whether the caller just read an entry for the key. */
+  qPutSync(qkey: string, entry: QEntry, existed?: boolean): void;
   dirtyAddSync(qkey: string): void;
   /** In its own durable transaction. */
   dirtyAdd(qkeys: readonly string[]): Promise<void>;
@@ -169,8 +170,8 @@ export class LmdbPrimaryDurable implements PrimaryDurable {
     this.approxDirty = this.dirty.getKeysCount();
   }
 
-  qPutSync(qkey: string, entry: QEntry): void {
-    if (this.q.get(qkey) === undefined) this.approxQ++;
+  qPutSync(qkey: string, entry: QEntry, existed?: boolean): void {
+    if (!(existed ?? this.q.get(qkey) !== undefined)) this.approxQ++;
     this.q.putSync(qkey, encodeQEntry(entry));
   }
 
