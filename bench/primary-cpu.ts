@@ -12,13 +12,18 @@
 // Data directories live under $TMPDIR (use /dev/shm to leave fsync out).
 //
 //   flock /tmp/bench.lock env TMPDIR=/dev/shm npx tsx bench/primary-cpu.ts [--seconds 4] [--rounds 3]
+//     [--phases single,held,on] [--compare OTHER_CHECKOUT]
+//
+// --compare starts a second primary (with its own secondary, this
+// checkout's) from another checkout's src/main.ts and measures it in the same
+// rounds, alternating: an A/B in one run on a busy machine.
 
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { S3Http } from './s3http.ts';
 import { runWorkload, median, type WorkloadResult } from './loadgen.ts';
-import { processCpuMicros, startLookahead, testAccessKey, testSecretKey, type ChildServer } from './servers.ts';
+import { processCpuMicros, spawnServer, testAccessKey, testSecretKey, waitHealthy, type ChildServer } from './servers.ts';
 
 const bucket = 'bench';
 const secret = 'lookahead-bench-replication-secret';
@@ -67,41 +72,67 @@ function put(client: S3Http, prefix: string, seconds: number, serverPid: number)
   return runWorkload(client, bucket, { op: 'put', objectBytes: 4096, concurrency: 16, seconds, maxOps: 200_000, prefix, serverPid });
 }
 
+/** A primary and its secondary; `main` is the primary's entry file. */
+interface Pair {
+  name: string;
+  primary: ChildServer;
+  secondary: ChildServer;
+  client: S3Http;
+  rows: Record<string, number[]>;
+}
+
 /** held: the prefix's miss first (acked), then S stops for the run; the
  * copier's part is the primary's CPU over the drain once S resumes. */
-async function heldRun(
-  pc: S3Http, primary: ChildServer, secondary: ChildServer, prefix: string, seconds: number, rows: Record<string, number[]>,
-): Promise<WorkloadResult> {
-  await pc.ok('PUT', `/${bucket}/${prefix}/obj-first`, { body: Buffer.alloc(4096) });
-  await drain(pc);
-  process.kill(secondary.pid, 'SIGSTOP');
+async function heldRun(p: Pair, prefix: string, seconds: number): Promise<WorkloadResult> {
+  await p.client.ok('PUT', `/${bucket}/${prefix}/obj-first`, { body: Buffer.alloc(4096) });
+  await drain(p.client);
+  process.kill(p.secondary.pid, 'SIGSTOP');
   let held: WorkloadResult;
   try {
-    held = await put(pc, prefix, seconds, primary.pid);
+    held = await put(p.client, prefix, seconds, p.primary.pid);
   } finally {
-    process.kill(secondary.pid, 'SIGCONT');
+    process.kill(p.secondary.pid, 'SIGCONT');
   }
-  const c0 = processCpuMicros(primary.pid);
-  const drained = await drain(pc);
-  console.log(`  held: ${held.ops} PUTs, Q drained ${drained.toFixed(2)} s after S resumed`);
-  rows.held!.push(held.serverCpuUsPerOp);
-  rows.copier!.push((processCpuMicros(primary.pid) - c0) / held.ops);
+  const c0 = processCpuMicros(p.primary.pid);
+  const drained = await drain(p.client);
+  push(p.rows, 'held', held.serverCpuUsPerOp);
+  push(p.rows, 'copier', (processCpuMicros(p.primary.pid) - c0) / held.ops);
+  console.log(`  ${p.name} held: ${held.ops} PUTs, ${held.serverCpuUsPerOp.toFixed(0)} µs/PUT; Q drained ${drained.toFixed(2)} s after S resumed, copier ${p.rows.copier!.at(-1)!.toFixed(0)} µs/PUT`);
   return held;
 }
 
 /** on: both sites running; the primary's and the secondary's CPU over the
  * run and the drain after it, per PUT. */
-async function onRun(
-  pc: S3Http, primary: ChildServer, secondary: ChildServer, prefix: string, seconds: number, rows: Record<string, number[]>,
-): Promise<WorkloadResult> {
-  const p0 = processCpuMicros(primary.pid);
-  const s0 = processCpuMicros(secondary.pid);
-  const on = await put(pc, prefix, seconds, primary.pid);
-  const drained = await drain(pc);
-  rows.on!.push((processCpuMicros(primary.pid) - p0) / on.ops);
-  rows.secondary!.push((processCpuMicros(secondary.pid) - s0) / on.ops);
-  console.log(`  on: ${on.ops} PUTs, ${on.opsPerSec.toFixed(0)} ops/s, drained ${drained.toFixed(2)} s after`);
+async function onRun(p: Pair, prefix: string, seconds: number): Promise<WorkloadResult> {
+  const p0 = processCpuMicros(p.primary.pid);
+  const s0 = processCpuMicros(p.secondary.pid);
+  const on = await put(p.client, prefix, seconds, p.primary.pid);
+  const drained = await drain(p.client);
+  push(p.rows, 'on', (processCpuMicros(p.primary.pid) - p0) / on.ops);
+  push(p.rows, 'secondary', (processCpuMicros(p.secondary.pid) - s0) / on.ops);
+  console.log(
+    `  ${p.name} on: ${on.ops} PUTs, ${on.opsPerSec.toFixed(0)} ops/s, primary ${p.rows.on!.at(-1)!.toFixed(0)} µs/PUT, ` +
+      `secondary ${p.rows.secondary!.at(-1)!.toFixed(0)}; drained ${drained.toFixed(2)} s after`,
+  );
   return on;
+}
+
+function push(rows: Record<string, number[]>, key: string, value: number): void {
+  (rows[key] ??= []).push(value);
+}
+
+/** Starts `serve` from `main` (this checkout's src/main.ts, or another's for --compare). */
+async function startServe(main: string, dataDir: string, extraArgs: string[]): Promise<ChildServer> {
+  const nodeArgs = (process.env.LOOKAHEAD_BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+  const server = await spawnServer({
+    label: 'lookahead',
+    nodeArgs,
+    args: [main, 'serve', '--data', dataDir, '--listen', '127.0.0.1:0', '--log-level', 'warn', ...extraArgs],
+    env: { LOOKAHEAD_ACCESS_KEY: testAccessKey, LOOKAHEAD_SECRET_KEY: testSecretKey },
+    ready: /lookahead listening on (http:\/\/127\.0\.0\.1:\d+)/,
+  });
+  await waitHealthy(server.url, 60_000);
+  return server;
 }
 
 async function main(): Promise<void> {
@@ -110,44 +141,59 @@ async function main(): Promise<void> {
   // --phases single,held,on (default all): a profile of one phase alone.
   const phasesAt = process.argv.indexOf('--phases');
   const phases = new Set((phasesAt >= 0 ? process.argv[phasesAt + 1]! : 'single,held,on').split(','));
+  // --compare DIR: a second primary running DIR's code (another checkout),
+  // measured in the same rounds (alternating), for a same-run A/B.
+  const compareAt = process.argv.indexOf('--compare');
+  const mains: Array<[string, string]> = [['this', 'src/main.ts']];
+  if (compareAt >= 0) mains.push(['compare', path.resolve(process.argv[compareAt + 1]!, 'src/main.ts')]);
   const root = mkdtempSync(path.join(os.tmpdir(), 'primary-cpu-'));
   const servers: ChildServer[] = [];
-  const start = async (name: string, extraArgs: string[]): Promise<ChildServer> => {
-    const s = await startLookahead({ dataDir: mkdtempSync(path.join(root, `${name}-`)), extraArgs });
+  const start = async (name: string, main: string, extraArgs: string[]): Promise<ChildServer> => {
+    const s = await startServe(main, mkdtempSync(path.join(root, `${name}-`)), extraArgs);
     servers.push(s);
     return s;
   };
   try {
-    const single = await start('single', []);
-    const secondary = await start('secondary', ['--role', 'secondary', '--replication-secret', secret]);
-    const primary = await start('primary', ['--role', 'primary', '--secondary', secondary.url, '--replication-secret', secret]);
+    const single = await start('single', 'src/main.ts', []);
     const sc = clientFor(single);
-    const pc = clientFor(primary);
     await sc.ensureBucket(bucket);
-    await pc.ensureBucket(bucket);
+    const pairs: Pair[] = [];
+    for (const [name, main] of mains) {
+      const secondary = await start(`${name}-secondary`, 'src/main.ts', ['--role', 'secondary', '--replication-secret', secret]);
+      const primary = await start(`${name}-primary`, main, ['--role', 'primary', '--secondary', secondary.url, '--replication-secret', secret]);
+      const client = clientFor(primary);
+      await client.ensureBucket(bucket);
+      pairs.push({ name, primary, secondary, client, rows: {} });
+    }
     // Warm-up: JIT, lmdb growth, sockets.
-    const warm = [(await put(sc, 'warm', 2, single.pid)).ops, (await put(pc, 'warm', 2, primary.pid)).ops];
-    await drain(pc);
-    console.log(`warm-up PUTs single/primary ${warm.join('/')}`);
-    const rows: Record<string, number[]> = { single: [], held: [], copier: [], on: [], secondary: [] };
-    const none = { ops: 0, serverCpuUsPerOp: NaN } as WorkloadResult;
+    await put(sc, 'warm', 2, single.pid);
+    for (const p of pairs) {
+      await put(p.client, 'warm', 2, p.primary.pid);
+      await drain(p.client);
+    }
+    const singles: number[] = [];
     for (let r = 0; r < rounds; r++) {
-      const one = phases.has('single') ? await put(sc, `single-${r}`, seconds, single.pid) : none;
-      rows.single!.push(one.serverCpuUsPerOp);
-      const held = phases.has('held') ? await heldRun(pc, primary, secondary, `held-${r}`, seconds, rows) : none;
-      const on = phases.has('on') ? await onRun(pc, primary, secondary, `on-${r}`, seconds, rows) : none;
+      if (phases.has('single')) {
+        const one = await put(sc, `single-${r}`, seconds, single.pid);
+        singles.push(one.serverCpuUsPerOp);
+        console.log(`round ${r + 1}: single ${one.ops} PUTs, ${one.opsPerSec.toFixed(0)} ops/s, ${one.serverCpuUsPerOp.toFixed(0)} µs/PUT`);
+      }
+      // Alternate the order so neither pair always runs right after the single site.
+      for (const p of r % 2 === 0 ? pairs : [...pairs].reverse()) {
+        if (phases.has('held')) await heldRun(p, `held-${r}`, seconds);
+        if (phases.has('on')) await onRun(p, `on-${r}`, seconds);
+      }
+    }
+    const m = (xs: number[] | undefined): string => (xs === undefined ? 'n/a' : median(xs).toFixed(0));
+    const base = singles.length > 0 ? median(singles) : NaN;
+    console.log(`median µs CPU per 4 KiB PUT over ${rounds} rounds: single site ${m(singles)}`);
+    for (const p of pairs) {
+      const extra = (k: string): string => (p.rows[k] === undefined ? '' : ` (+${(median(p.rows[k]!) - base).toFixed(0)})`);
       console.log(
-        `round ${r + 1}: single ${one.serverCpuUsPerOp.toFixed(0)} µs/PUT; held ${held.serverCpuUsPerOp.toFixed(0)} ` +
-          `+ copier ${(rows.copier!.at(-1) ?? NaN).toFixed(0)}; on ${(rows.on!.at(-1) ?? NaN).toFixed(0)}, ` +
-          `secondary ${(rows.secondary!.at(-1) ?? NaN).toFixed(0)}; PUTs single/held/on ${one.ops}/${held.ops}/${on.ops}`,
+        `  ${p.name}: primary, secondary stopped (admission) ${m(p.rows.held)}${extra('held')}; copier drain ${m(p.rows.copier)}; ` +
+          `primary on ${m(p.rows.on)}${extra('on')}; secondary ${m(p.rows.secondary)}`,
       );
     }
-    const m = (k: string): number => median(rows[k]!);
-    console.log(
-      `median µs CPU per 4 KiB PUT: single ${m('single').toFixed(0)}, primary held (admission) ${m('held').toFixed(0)} ` +
-        `(+${(m('held') - m('single')).toFixed(0)}), copier ${m('copier').toFixed(0)}, primary on ${m('on').toFixed(0)} ` +
-        `(+${(m('on') - m('single')).toFixed(0)}), secondary ${m('secondary').toFixed(0)}`,
-    );
   } finally {
     await Promise.all(servers.map((s) => s.stop()));
     rmSync(root, { recursive: true, force: true });
