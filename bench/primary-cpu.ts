@@ -166,11 +166,12 @@ async function main(): Promise<void> {
       pairs.push({ name, primary, secondary, client, rows: {} });
     }
     // Warm-up: JIT, lmdb growth, sockets.
-    await put(sc, 'warm', 2, single.pid);
+    const warm = [(await put(sc, 'warm', 2, single.pid)).ops];
     for (const p of pairs) {
-      await put(p.client, 'warm', 2, p.primary.pid);
+      warm.push((await put(p.client, 'warm', 2, p.primary.pid)).ops);
       await drain(p.client);
     }
+    console.log(`warm-up PUTs (single, then each primary): ${warm.join(', ')}`);
     const singles: number[] = [];
     for (let r = 0; r < rounds; r++) {
       if (phases.has('single')) {
