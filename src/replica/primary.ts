@@ -191,6 +191,7 @@ export class PrimaryReplicator implements ChangeHooks {
   private resyncing = new Set<string>();
   private readonly ready: Promise<void>;
   private markReady!: () => void;
+  private isReady = false;
   private store: ObjectStore | undefined;
   private counts = { hits: 0, misses: 0 };
   private readonly predict: Predict;
@@ -247,6 +248,7 @@ export class PrimaryReplicator implements ChangeHooks {
     this.rPrime = await durable.record.load();
     this.loadPins();
     await this.connect();
+    this.isReady = true;
     this.markReady();
     if (this.peer !== 'ok') this.startProbe();
     this.copier.start();
@@ -264,7 +266,7 @@ export class PrimaryReplicator implements ChangeHooks {
   // ------------------------------------------------------------ ChangeHooks
 
   async admit(change: ChangeIntent): Promise<Admission> {
-    await this.ready;
+    if (!this.isReady) await this.ready; // once started, no extra turn per write
     this.checkWritable();
     if (this.options.durable.qCount() >= copyQueueEntriesMax) {
       throw new S3Error('SlowDown', 'The replication queue is full; retry later.');
