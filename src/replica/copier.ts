@@ -229,13 +229,13 @@ export class Copier {
 
   /** The key's copy if it can go in a batch; else it is routed elsewhere. */
   private readSmall(store: ObjectStore, qkey: string): Pending | undefined {
-    const entry = this.options.durable.qGet(qkey);
-    if (entry === undefined) {
+    const seq = this.options.durable.qSeq(qkey);
+    if (seq === undefined) {
       this.missingEntry(qkey);
       return undefined;
     }
     this.phantoms.delete(qkey);
-    let found: ReplicaBody | null | undefined = this.options.heldCopy?.(qkey, entry.seq);
+    let found: ReplicaBody | null | undefined = this.options.heldCopy?.(qkey, seq);
     try {
       const loc = found === undefined ? parseLocationName(qkey) : undefined;
       if (loc?.kind === 'key') found = store.readInlineObject?.(loc.bucket, loc.key);
@@ -246,7 +246,7 @@ export class Copier {
       this.singles.add(qkey);
       return undefined;
     }
-    return { qkey, seq: entry.seq, item: { copy: { epoch: this.options.epoch(), meta: found.meta }, body: found.body } };
+    return { qkey, seq, item: { copy: { epoch: this.options.epoch(), meta: found.meta }, body: found.body } };
   }
 
   private async copyBatch(batch: Pending[]): Promise<void> {

@@ -75,6 +75,8 @@ export interface PrimaryDurable {
   /** In its own durable transaction. */
   dirtyAdd(qkeys: readonly string[]): Promise<void>;
   qGet(qkey: string): QEntry | undefined;
+  /** The entry's seq alone (the copier's batch reads only that). */
+  qSeq(qkey: string): number | undefined;
   /** Removes the entry only if its seq is still `seq` (not written again),
    * and the key from the dirty set with it; true when removed. */
   qDeleteIfSeq(qkey: string, seq: number): Promise<boolean>;
@@ -190,6 +192,12 @@ export class LmdbPrimaryDurable implements PrimaryDurable {
   qGet(qkey: string): QEntry | undefined {
     const raw = this.q.get(qkey);
     return raw === undefined ? undefined : decodeQEntry(raw);
+  }
+
+  qSeq(qkey: string): number | undefined {
+    // lmdb's shared buffer, read at once: no copy, no decode of the cover.
+    const raw = this.q.getBinaryFast(qkey);
+    return raw === undefined ? undefined : qEntrySeq(raw);
   }
 
   async qDeleteIfSeq(qkey: string, seq: number): Promise<boolean> {
@@ -408,6 +416,9 @@ export class MemPrimaryDurable implements PrimaryDurable {
   }
   qGet(qkey: string): QEntry | undefined {
     return this.s.q.get(qkey);
+  }
+  qSeq(qkey: string): number | undefined {
+    return this.s.q.get(qkey)?.seq;
   }
   async qDeleteIfSeq(qkey: string, seq: number): Promise<boolean> {
     return (await this.qDeleteIfSeqMany([[qkey, seq]])).has(qkey);
