@@ -51,10 +51,23 @@ export interface Admission {
   hit: boolean;
 }
 
+/**
+ * The version a change commits, when the store has all of it in memory (a
+ * small PUT whose body is stored inline): replication may copy it without
+ * reading it back. `meta` is the store's object meta, opaque here (core
+ * knows no objects).
+ */
+export interface CommittedVersion {
+  readonly meta: unknown;
+  readonly body: Buffer;
+}
+
 /** A change that is being committed, with its per-store sequence number. */
 export interface CommittedChange extends ChangeIntent {
   /** Monotonic per store; replicas drop copies older than what they hold. */
   seq: number;
+  /** Set by writes that hold the whole committed version (see above). */
+  version?: CommittedVersion;
 }
 
 export interface ChangeHooks {

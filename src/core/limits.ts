@@ -139,6 +139,14 @@ export const copyQuietMs = 500;
 /** While deferring, the copier looks at the client load this often (the end
  * of a load wakes nobody): adds at most this much to the drain start. */
 export const copyDeferPollMs = 25;
+/** Small committed versions the primary keeps in memory for its copier
+ * (replica/primary.ts), so a queued PUT is copied without reading its meta
+ * and body back from lmdb; past it the copier reads them back. Sized for
+ * the copier's steady-state window (replicaBatchInFlightMax batches of
+ * replicaBatchObjectsMax plus a batch gap of writes: ~800 4 KiB copies): a
+ * backlog held in memory costs more in GC than its reads save (measured with
+ * 32 MiB, bench/primary-hooks-cpu.ts held mode). */
+export const heldCopiesBytesMax = 4 * 1024 ** 2;
 /** Object store: blob files spread over 256 subdirectories (two hex chars). */
 export const blobShardCount = 256;
 /** Object store: new blobs go to one shard for this many writes, then the

@@ -5,7 +5,7 @@
 // ENOSPC, the transaction failed). The write's own token lets the hooks
 // release exactly this admission, never a concurrent writer's of the same key.
 
-import type { Admission, ChangeHooks, ChangeIntent, CommittedChange } from '../core/changes.ts';
+import type { Admission, ChangeHooks, ChangeIntent, CommittedChange, CommittedVersion } from '../core/changes.ts';
 import { newWriteToken } from '../core/changes.ts';
 
 export class HookedWrite {
@@ -23,9 +23,10 @@ export class HookedWrite {
     this.admission.catch(() => {}); // awaited later; avoid an unhandled rejection meanwhile
   }
 
-  /** Inside the commit transaction, last: a throw rolls the change back. */
-  committed(seq: number): void {
-    const change: CommittedChange = { ...this.intent, seq };
+  /** Inside the commit transaction, last: a throw rolls the change back.
+   * `version`: the committed meta and body, when the body is inline. */
+  committed(seq: number, version?: CommittedVersion): void {
+    const change: CommittedChange = version === undefined ? { ...this.intent, seq } : { ...this.intent, seq, version };
     this.hooks.committed(change);
     this.done = change;
   }

@@ -324,7 +324,8 @@ export class DiskObjectStore implements ObjectStore {
             const seq = this.nextSeq();
             const meta = this.newMeta(bucket, key, input, blob, digest, seq, input.checksumAlgorithm);
             const replaced = this.writeMeta(meta);
-            w.committed(seq);
+            // The copier may send this version from memory (same bytes as stored).
+            w.committed(seq, inline ? { meta, body: inline } : undefined);
             return { meta, replaced };
           }),
       }),

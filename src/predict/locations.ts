@@ -131,10 +131,11 @@ export function coveringNames(change: ChangeIntent): LocationName[] {
   if (change.kind === 'bucket-create' || change.kind === 'bucket-delete') {
     return [locationName(bucketLocation(change.bucket))];
   }
-  const names = [locationName(keyLocation(change.bucket, change.key))];
-  for (const prefix of ancestorPrefixes(change.key)) {
-    names.push(locationName(prefixLocation(change.bucket, prefix)));
-  }
+  // The names built directly (locationName's grammar): this runs twice on
+  // every write, hit or miss.
+  const { bucket, key } = change;
+  const names = [`k/${bucket}/${key}`, `p/${bucket}/`];
+  for (let i = key.indexOf('/'); i >= 0; i = key.indexOf('/', i + 1)) names.push(`p/${bucket}/${key.slice(0, i + 1)}`);
   if (change.uploadId !== undefined) {
     names.push(locationName(uploadLocation(change.bucket, change.key, change.uploadId)));
   }
@@ -369,8 +370,10 @@ export class LmdbLocationIds implements LocationIds {
     return freed;
   }
 
+  /** Read into lmdb's shared buffer (no copy): every write looks up the
+   * names covering it. */
   private committedId(name: LocationName): number | undefined {
-    const stored = this.names.get(name);
+    const stored = this.names.getBinaryFast(name);
     return stored === undefined ? undefined : decodeU32(stored, 'location id');
   }
 
@@ -440,7 +443,7 @@ function decodeU32(stored: Uint8Array, what: string): number {
   if (stored.length !== 5 || stored[0] !== locationIdsFormatVersion) {
     throw new Error(`location ids: bad stored ${what} (version ${stored[0]})`);
   }
-  return Buffer.from(stored).readUInt32BE(1);
+  return ((stored[1]! << 24) | (stored[2]! << 16) | (stored[3]! << 8) | stored[4]!) >>> 0;
 }
 
 function decodeName(stored: Uint8Array): LocationName {

@@ -6,7 +6,6 @@
 
 import type { ChangeIntent } from '../core/changes.ts';
 import { recentWritesKeysMax } from '../core/limits.ts';
-import { ancestorPrefixes } from './locations.ts';
 import type { PredictContext } from './types.ts';
 
 export interface RecentWritesOptions {
@@ -90,12 +89,17 @@ export class RecentWrites {
     }
   }
 
+  /** Over the ancestor prefixes of key (locations.ts ancestorPrefixes)
+   * without building that array: every committed write comes here, and
+   * evicts one older key. */
   private count(bucket: string, key: string, delta: number): void {
-    for (const prefix of ancestorPrefixes(key)) {
-      const name = `${bucket}/${prefix}`;
-      const value = (this.counts.get(name) ?? 0) + delta;
-      if (value > 0) this.counts.set(name, value);
-      else this.counts.delete(name);
-    }
+    this.countOne(`${bucket}/`, delta);
+    for (let i = key.indexOf('/'); i >= 0; i = key.indexOf('/', i + 1)) this.countOne(`${bucket}/${key.slice(0, i + 1)}`, delta);
+  }
+
+  private countOne(name: string, delta: number): void {
+    const value = (this.counts.get(name) ?? 0) + delta;
+    if (value > 0) this.counts.set(name, value);
+    else this.counts.delete(name);
   }
 }

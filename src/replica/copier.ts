@@ -36,6 +36,9 @@ export interface CopierOptions {
   /** The entry left Q (in sync) or was never committed. */
   onSynced: (qkey: string) => void;
   onFenced: (err: FencedError) => void;
+  /** The version committed with `seq` when it is still in memory: sent
+   * without reading the store (a small PUT's meta and body). */
+  heldCopy?: (qkey: string, seq: number) => ReplicaBody | undefined;
   metrics?: ReplicaMetrics;
   log?: (message: string, fields?: Record<string, unknown>) => void;
   /** Full rescans of Q (entries whose notify raced their commit). */
@@ -272,15 +275,15 @@ export class Copier {
 
   /** The key's copy if it can go in a batch; else it is routed elsewhere. */
   private readSmall(store: ObjectStore, qkey: string): Pending | undefined {
-    const entry = this.options.durable.qGet(qkey);
-    if (entry === undefined) {
+    const seq = this.options.durable.qSeq(qkey);
+    if (seq === undefined) {
       this.missingEntry(qkey);
       return undefined;
     }
     this.phantoms.delete(qkey);
-    const loc = parseLocationName(qkey);
-    let found: ReplicaBody | null | undefined;
+    let found: ReplicaBody | null | undefined = this.options.heldCopy?.(qkey, seq);
     try {
+      const loc = found === undefined ? parseLocationName(qkey) : undefined;
       if (loc?.kind === 'key') found = store.readInlineObject?.(loc.bucket, loc.key);
     } catch {
       found = undefined; // the single path reports it
@@ -289,7 +292,7 @@ export class Copier {
       this.singles.add(qkey);
       return undefined;
     }
-    return { qkey, seq: entry.seq, item: { copy: { epoch: this.options.epoch(), meta: found.meta }, body: found.body } };
+    return { qkey, seq, item: { copy: { epoch: this.options.epoch(), meta: found.meta }, body: found.body } };
   }
 
   private async copyBatch(batch: Pending[]): Promise<void> {

@@ -11,11 +11,12 @@ import {
   admissionLeaseMs,
   copyDeferLagMsDefault,
   copyQueueEntriesMax,
+  heldCopiesBytesMax,
   pendingMissesMax,
   recordMessageEntriesMax,
   recordSendAttempts,
 } from '../core/limits.ts';
-import type { ObjectStore } from '../objects/types.ts';
+import type { ObjectMeta, ObjectStore, ReplicaBody } from '../objects/types.ts';
 import { coveringNames, locationName, ownLocation, parseLocationName } from '../predict/locations.ts';
 import { GenerationalRecord } from '../predict/record.ts';
 import { LastActive, chooseRemovals } from '../predict/removal.ts';
@@ -137,10 +138,17 @@ interface Waiter {
 
 interface Admitted {
   ids: number[];
+  /** PrimaryReplicator.idReleases when admitted. */
+  releases: number;
   dirty: boolean;
   /** Covered by R' when admitted (no round trip). */
   hit: boolean;
   expires: number;
+}
+
+/** A small committed version kept for the copier, with its change's seq. */
+interface HeldCopy extends ReplicaBody {
+  seq: number;
 }
 
 interface Batch {
@@ -168,9 +176,15 @@ export class PrimaryReplicator implements ChangeHooks {
    * without pins may leave (claims 14-15: "only locations not in Q"). */
   private readonly pins = new Map<number, number>();
   private readonly qPins = new Map<string, Set<number>>();
+  /** The last committed version of queued keys, when small (heldCopy). */
+  private readonly held = new Map<string, HeldCopy>();
+  private heldBytes = 0;
   /** By write token (one each), or by name for callers without one. */
   private readonly admitted = new Map<string | symbol, Admitted[]>();
   private admittedCount = 0;
+  /** Location ids released so far: while it stays the same, every id
+   * still names what it named (ids are reused only after a release). */
+  private idReleases = 0;
   private waiters: Waiter[] = [];
   /** Removed from R' (durably), not yet acked by S: "Removals leave R'
    * first, then S". Also ids a lost message may have added on S. */
@@ -192,6 +206,7 @@ export class PrimaryReplicator implements ChangeHooks {
   private resyncing = new Set<string>();
   private readonly ready: Promise<void>;
   private markReady!: () => void;
+  private isReady = false;
   private store: ObjectStore | undefined;
   private counts = { hits: 0, misses: 0 };
   private readonly predict: Predict;
@@ -211,6 +226,7 @@ export class PrimaryReplicator implements ChangeHooks {
       store: () => this.store,
       onSynced: (qkey) => this.onSynced(qkey),
       onFenced: (err) => void this.fence(err),
+      heldCopy: (qkey, seq) => this.heldCopy(qkey, seq),
       metrics: options.metrics,
       log: options.log,
       pacer: new CopyPacer({
@@ -258,6 +274,7 @@ export class PrimaryReplicator implements ChangeHooks {
     this.rPrime = await durable.record.load();
     this.loadPins();
     await this.connect();
+    this.isReady = true;
     this.markReady();
     if (this.peer !== 'ok') this.startProbe();
     this.copier.start();
@@ -275,7 +292,7 @@ export class PrimaryReplicator implements ChangeHooks {
   // ------------------------------------------------------------ ChangeHooks
 
   async admit(change: ChangeIntent): Promise<Admission> {
-    await this.ready;
+    if (!this.isReady) await this.ready; // once started, no extra turn per write
     this.checkWritable();
     if (this.options.durable.qCount() >= copyQueueEntriesMax) {
       throw new S3Error('SlowDown', 'The replication queue is full; retry later.');
@@ -313,7 +330,7 @@ export class PrimaryReplicator implements ChangeHooks {
   committed(change: CommittedChange): void {
     const admission = this.takeAdmission(change);
     const now = this.options.clock.now();
-    const cover = this.coverIds(change);
+    const cover = this.stillCovering(admission) ?? this.coverIds(change);
     // Invariant 1 at the last moment: a write must not commit outside the
     // record (only a lease that expired can get here uncovered).
     if (cover.length === 0 && admission?.dirty !== true) {
@@ -324,16 +341,48 @@ export class PrimaryReplicator implements ChangeHooks {
     if (qkey !== undefined) {
       const { durable } = this.options;
       const prev = durable.qGet(qkey);
-      const union = new Set([...(prev?.cover ?? []).filter((id) => this.rPrime.has(id)), ...cover]);
-      const entry: QEntry = { seq: change.seq, kind: change.kind, at: prev?.at ?? now, cover: [...union] };
-      durable.qPutSync(qkey, entry);
+      const union = prev === undefined ? cover : [...new Set([...prev.cover.filter((id) => this.rPrime.has(id)), ...cover])];
+      const entry: QEntry = { seq: change.seq, kind: change.kind, at: prev?.at ?? now, cover: union };
+      durable.qPutSync(qkey, entry, prev !== undefined);
       if (cover.length === 0) durable.dirtyAddSync(qkey);
       this.pinQueued(qkey, cover);
     }
     this.unpin(admission?.ids ?? []);
     this.lastActive.touch(cover, now);
     this.options.onCommitted?.(change, now);
+    if (qkey !== undefined) this.holdCopy(qkey, change);
     if (qkey !== undefined && !this.copiesBeforeAck(change, admission, qkey)) this.copier.notify(qkey);
+  }
+
+  /**
+   * Keeps a small PUT's committed version for the copier, which then reads
+   * only the Q entry. Every commit of the key replaces (or drops) what is
+   * held, so the held version is the last `committed` call's: when its
+   * transaction rolled back, Q keeps the older seq and heldCopy never
+   * returns it.
+   */
+  private holdCopy(qkey: string, change: CommittedChange): void {
+    const prev = this.held.get(qkey);
+    if (prev !== undefined) this.dropHeld(qkey, prev);
+    const version = change.version;
+    if (version === undefined || change.kind !== 'put') return;
+    const held: HeldCopy = { seq: change.seq, meta: version.meta as ObjectMeta, body: version.body };
+    if (this.heldBytes + heldCost(held) > heldCopiesBytesMax) return;
+    this.held.set(qkey, held);
+    this.heldBytes += heldCost(held);
+  }
+
+  /** The version committed with `seq`, if held: the copier passes the seq
+   * its Q entry names, so what it sends is that entry's version, as a read
+   * of the store in the same turn would be (write path step 6). */
+  private heldCopy(qkey: string, seq: number): ReplicaBody | undefined {
+    const held = this.held.get(qkey);
+    return held?.seq === seq ? held : undefined;
+  }
+
+  private dropHeld(qkey: string, held: HeldCopy): void {
+    this.held.delete(qkey);
+    this.heldBytes -= heldCost(held);
   }
 
   /** Claim 2 mode: a miss's copy is made before its ack (settled), not by
@@ -444,6 +493,18 @@ export class PrimaryReplicator implements ChangeHooks {
 
   // ------------------------------------------------------------ coverage and pins
 
+  /**
+   * The admission's ids when they still cover the change: pinned since
+   * admit, still in R', and no id released meanwhile (so none was bound to
+   * another name). Saves the covering-name lookups a second time per write;
+   * undefined sends committed() to a full lookup.
+   */
+  private stillCovering(admission: Admitted | undefined): number[] | undefined {
+    if (admission === undefined || admission.ids.length === 0 || admission.releases !== this.idReleases) return undefined;
+    for (const id of admission.ids) if (!this.rPrime.has(id)) return undefined;
+    return admission.ids;
+  }
+
   private coverIds(change: ChangeIntent): number[] {
     const ids: number[] = [];
     for (const name of coveringNames(change)) {
@@ -473,7 +534,7 @@ export class PrimaryReplicator implements ChangeHooks {
     this.admittedCount++;
     const key = admissionKey(change);
     const list = this.admitted.get(key) ?? [];
-    list.push({ ids, dirty, hit, expires: this.options.clock.now() + this.leaseMs() });
+    list.push({ ids, releases: this.idReleases, dirty, hit, expires: this.options.clock.now() + this.leaseMs() });
     this.admitted.set(key, list);
     this.pin(ids);
   }
@@ -528,6 +589,8 @@ export class PrimaryReplicator implements ChangeHooks {
 
   /** The copier confirmed (or found gone) the Q entry: its pins go. */
   private onSynced(qkey: string): void {
+    const held = this.held.get(qkey);
+    if (held !== undefined) this.dropHeld(qkey, held);
     const set = this.qPins.get(qkey);
     if (set !== undefined) {
       this.qPins.delete(qkey);
@@ -966,6 +1029,7 @@ export class PrimaryReplicator implements ChangeHooks {
     const free = [...this.toRelease].filter((id) => !this.rPrime.has(id) && !this.pendingRemovals.has(id));
     this.toRelease.clear();
     if (free.length === 0) return;
+    this.idReleases++;
     try {
       await this.options.durable.ids.release(free);
     } catch (err) {
@@ -1032,6 +1096,15 @@ export function changeOfQueueKey(qkey: string): ChangeIntent | undefined {
   if (loc?.kind === 'bucket') return { kind: 'bucket-create', bucket: loc.bucket, key: '' };
   return undefined;
 }
+
+/** Memory a held copy keeps: a small body may be a slice of a shared pool
+ * (Buffer.allocUnsafe), which it keeps alive whole; plus the meta. */
+function heldCost(held: HeldCopy): number {
+  return held.body.buffer.byteLength + heldMetaBytes;
+}
+
+/** A rough upper bound of one object meta in memory (keys, headers). */
+const heldMetaBytes = 1024;
 
 function admissionKey(change: ChangeIntent): string | symbol {
   return change.token ?? `${change.kind}\0${change.bucket}\0${change.key}\0${change.uploadId ?? ''}`;

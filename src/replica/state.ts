@@ -68,12 +68,15 @@ export interface SecondaryMeta {
 export interface PrimaryDurable {
   readonly record: RecordStore;
   readonly ids: ReplicaIds;
-  /** Inside the store's commit transaction (ChangeHooks.committed). */
-  qPutSync(qkey: string, entry: QEntry): void;
+  /** Inside the store's commit transaction (ChangeHooks.committed).
+   * `existed`: whether the caller just read an entry for the key. */
+  qPutSync(qkey: string, entry: QEntry, existed?: boolean): void;
   dirtyAddSync(qkey: string): void;
   /** In its own durable transaction. */
   dirtyAdd(qkeys: readonly string[]): Promise<void>;
   qGet(qkey: string): QEntry | undefined;
+  /** The entry's seq alone (the copier's batch reads only that). */
+  qSeq(qkey: string): number | undefined;
   /** Removes the entry only if its seq is still `seq` (not written again),
    * and the key from the dirty set with it; true when removed. */
   qDeleteIfSeq(qkey: string, seq: number): Promise<boolean>;
@@ -111,7 +114,7 @@ export interface SecondaryDurable {
 
 /** [version][kind u8][seq f64][at f64][cover u32...] */
 function encodeQEntry(entry: QEntry): Buffer {
-  const buf = Buffer.alloc(18 + 4 * entry.cover.length);
+  const buf = Buffer.allocUnsafe(18 + 4 * entry.cover.length); // every byte written below
   buf[0] = replicaStateVersion;
   buf[1] = changeKinds.indexOf(entry.kind);
   buf.writeDoubleBE(entry.seq, 2);
@@ -169,8 +172,8 @@ export class LmdbPrimaryDurable implements PrimaryDurable {
     this.approxDirty = this.dirty.getKeysCount();
   }
 
-  qPutSync(qkey: string, entry: QEntry): void {
-    if (this.q.get(qkey) === undefined) this.approxQ++;
+  qPutSync(qkey: string, entry: QEntry, existed?: boolean): void {
+    if (!(existed ?? this.q.get(qkey) !== undefined)) this.approxQ++;
     this.q.putSync(qkey, encodeQEntry(entry));
   }
 
@@ -191,6 +194,12 @@ export class LmdbPrimaryDurable implements PrimaryDurable {
     return raw === undefined ? undefined : decodeQEntry(raw);
   }
 
+  qSeq(qkey: string): number | undefined {
+    // lmdb's shared buffer, read at once: no copy, no decode of the cover.
+    const raw = this.q.getBinaryFast(qkey);
+    return raw === undefined ? undefined : qEntrySeq(raw);
+  }
+
   async qDeleteIfSeq(qkey: string, seq: number): Promise<boolean> {
     return (await this.qDeleteIfSeqMany([[qkey, seq]])).has(qkey);
   }
@@ -204,7 +213,9 @@ export class LmdbPrimaryDurable implements PrimaryDurable {
         if (raw === undefined || qEntrySeq(raw) !== seq) continue;
         this.q.removeSync(qkey);
         removed.add(qkey);
-        if (this.dirty.get(qkey) !== undefined) {
+        // The count only ever over-counts (a rolled-back add): at 0 the
+        // dirty set is empty, and the copier's removals skip the read.
+        if (this.approxDirty > 0 && this.dirty.get(qkey) !== undefined) {
           this.dirty.removeSync(qkey);
           undirtied++;
         }
@@ -405,6 +416,9 @@ export class MemPrimaryDurable implements PrimaryDurable {
   }
   qGet(qkey: string): QEntry | undefined {
     return this.s.q.get(qkey);
+  }
+  qSeq(qkey: string): number | undefined {
+    return this.s.q.get(qkey)?.seq;
   }
   async qDeleteIfSeq(qkey: string, seq: number): Promise<boolean> {
     return (await this.qDeleteIfSeqMany([[qkey, seq]])).has(qkey);

@@ -8,10 +8,18 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RootDatabase } from 'lmdb';
-import type { ChangeHooks } from '../../src/core/changes.ts';
-import { systemClock } from '../../src/core/clock.ts';
+import type { ChangeHooks, CommittedChange } from '../../src/core/changes.ts';
+import { seededRandom, systemClock } from '../../src/core/clock.ts';
+import { inlineBodyBytesMax } from '../../src/core/limits.ts';
 import { DiskObjectStore, openMetaDb } from '../../src/objects/store.ts';
+import type { ObjectMeta } from '../../src/objects/types.ts';
+import type { ReplicaCopy } from '../../src/replica/batch.ts';
+import { replicaWireVersion } from '../../src/replica/messages.ts';
+import { PrimaryReplicator, defaultPrimaryConfig } from '../../src/replica/primary.ts';
+import { VirtualClock } from '../../src/replica/sim/clock.ts';
 import { LmdbPrimaryDurable } from '../../src/replica/state.ts';
+import type { ReplicaTarget } from '../../src/replica/target.ts';
+import { TargetUnavailableError } from '../../src/replica/target.ts';
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -84,5 +92,79 @@ describe('storeKeysUnderPrefix', () => {
     expect(count('b', '')).toBe(5);
     expect(count('b', 'none/')).toBe(0);
     expect(count('other-bucket', '')).toBe(0);
+  });
+});
+
+describe('held copies (the committed version handed to the copier)', () => {
+  it('a small PUT hands its committed meta and body to the hooks, as stored; a large one does not', async () => {
+    const { encodeMetaHeader } = await import('../../src/replica/messages.ts');
+    const seen: CommittedChange[] = [];
+    const opened = await openStore({ admit: async () => ({ hit: true }), committed: (change) => void seen.push(change) });
+    await opened.store.createBucket('b', 'us-east-1');
+    await opened.store.putObject({
+      bucket: 'b', key: 'small', body: Readable.from([Buffer.from('hello '), Buffer.from('world')]),
+      headers: { contentType: 'text/plain', cacheControl: 'no-cache' }, userMeta: { who: 'me' }, tags: { t: '1' },
+      algorithms: [], sha256: false, verify: () => {}, checksumAlgorithm: 'CRC32',
+    });
+    await put(opened.store, 'large', 'x'.repeat(inlineBodyBytesMax + 1));
+    const small = seen.find((c) => c.key === 'small')?.version;
+    const stored = opened.store.readInlineObject('b', 'small');
+    expect(stored).toBeTruthy();
+    expect(small?.body.toString()).toBe('hello world');
+    // What the copier sends from memory is what it would read back.
+    expect(encodeMetaHeader(small?.meta as ObjectMeta)).toBe(encodeMetaHeader(stored!.meta));
+    expect(seen.find((c) => c.key === 'large')?.version).toBeUndefined();
+  });
+
+  it('a version whose commit rolled back is never copied: Q keeps the older seq, and its version is sent', { timeout: 8000 }, async () => {
+    const clock = new VirtualClock();
+    const sent: ReplicaCopy[] = [];
+    let failCopies = true;
+    const target: ReplicaTarget = {
+      openSession: async () => ({ v: replicaWireVersion, epoch: 1, session: 1, lastMsgId: 0, entries: [] }),
+      applyRecord: async (m) => ({ v: replicaWireVersion, msgId: m.msgId, duplicate: false, recordSize: m.add.length }),
+      putObject: async () => true,
+      putObjects: async (items) => {
+        if (failCopies) throw new TargetUnavailableError('down for now');
+        sent.push(...items);
+        return items.map(() => ({ applied: true }));
+      },
+      deleteObject: async () => true,
+      putBucket: async () => {},
+      health: async () => ({ v: replicaWireVersion, role: 'secondary', epoch: 1 }) as never,
+      close: async () => {},
+    };
+    let rollback = false;
+    let primary: PrimaryReplicator | undefined;
+    const hooks: ChangeHooks = {
+      admit: (c) => primary!.admit(c),
+      committed: (c) => {
+        primary!.committed(c);
+        // The transaction fails after the replicator saw the change.
+        if (rollback) throw new Error('commit failed');
+      },
+      aborted: (c) => primary!.aborted(c),
+    };
+    const opened = await openStore(hooks);
+    primary = new PrimaryReplicator({ durable: opened.durable, target, clock, random: seededRandom(1), config: { ...defaultPrimaryConfig, site: 'p' } });
+    await primary.start(opened.store);
+    await opened.store.createBucket('b', 'us-east-1');
+    const one = await put(opened.store, 'k', 'one');
+    const flushAll = async () => {
+      for (let i = 0; i < 5; i++) {
+        await opened.durable.committed();
+        await new Promise<void>((r) => setImmediate(r));
+      }
+    };
+    await flushAll(); // the first copy fails: 'one' waits for its retry
+    rollback = true;
+    await expect(put(opened.store, 'k', 'two')).rejects.toThrow(/commit failed/);
+    rollback = false;
+    expect(opened.durable.qGet('k/b/k')?.seq).toBe(one.seq);
+    failCopies = false;
+    for (let i = 0; i < 100 && opened.durable.qCount() > 0; i++) await clock.advance(1000, flushAll);
+    primary.stop();
+    expect(opened.durable.qCount()).toBe(0);
+    expect(sent.map((c) => [c.body.toString(), c.copy.meta.seq])).toEqual([['one', one.seq]]);
   });
 });

@@ -76,11 +76,14 @@ export class SimObjectStore implements ObjectStore {
     return new SimObjectStore(this.disk, hooks, this.clock);
   }
 
-  /** The commit: atomic, and nothing after a crash. */
-  private commit(write: HookedWrite | undefined, apply: (seq: number) => void): number {
+  /** The commit: atomic, and nothing after a crash. `version`: the
+   * committed meta and body, handed to the hooks as the real store does for
+   * small PUTs (the copier may send it without reading it back). */
+  private commit(write: HookedWrite | undefined, apply: (seq: number) => void, version?: (seq: number) => ReplicaBody): number {
     if (!this.alive) throw new CrashedError();
     const seq = this.disk.seq + 1;
-    write?.committed(seq);
+    const committed = version?.(seq);
+    write?.committed(seq, committed);
     this.disk.seq = seq;
     apply(seq);
     return seq;
@@ -140,10 +143,11 @@ export class SimObjectStore implements ObjectStore {
       await w.admission;
       this.requireBucket(input.bucket);
       let meta: ObjectMeta | undefined;
-      this.commit(w, (seq) => {
+      const version = (seq: number): ReplicaBody => {
         meta = this.newMeta(input.bucket, input.key, body, seq, input);
-        this.disk.objects.set(objectId(input.bucket, input.key), { meta, body });
-      });
+        return { meta, body };
+      };
+      this.commit(w, () => this.disk.objects.set(objectId(input.bucket, input.key), { meta: meta as ObjectMeta, body }), version);
       return meta as ObjectMeta;
     });
   }

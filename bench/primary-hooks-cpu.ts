@@ -1,0 +1,153 @@
+// In-process CPU per 4 KiB PUT of the primary's own code (admission, Q, the
+// copier's reading, encoding and removal), without HTTP: the object store on
+// lmdb with the replication hooks and a target that encodes and hashes each
+// batch as the HTTP target does, then answers at once. Compared against the
+// same store without replication, in one process and in alternating rounds,
+// so a busy machine blurs the comparison less than process-level figures.
+//
+//   flock /tmp/bench.lock env TMPDIR=/dev/shm npx tsx bench/primary-hooks-cpu.ts [--puts 20000] [--rounds 5]
+//     [--modes held,on] [--compare OTHER_CHECKOUT]
+//
+// --compare loads another checkout's modules into the same process: both
+// share one heap (and its GCs), so separate runs alternated are the fairer
+// A/B when memory held differs.
+//
+// Modes: single (no replication), held (the target never answers copies:
+// admission and the Q entry only), on (copies answered at once).
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { randomBytes } from 'node:crypto';
+
+const here = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1]! : fallback;
+}
+
+type Mode = 'single' | 'held' | 'on';
+
+/** One checkout's modules (this one, or --compare's). */
+async function load(dir: string) {
+  const m = async (p: string) => import(path.join(dir, 'src', p));
+  return {
+    store: await m('objects/store.ts'),
+    changes: await m('core/changes.ts'),
+    clock: await m('core/clock.ts'),
+    replica: await m('replica/index.ts'),
+    batch: await m('replica/batch.ts'),
+    auth: await m('replica/auth.ts'),
+    messages: await m('replica/messages.ts'),
+  };
+}
+
+type Mods = Awaited<ReturnType<typeof load>>;
+
+/** A target whose copies cost what the HTTP target's do in JS (encode,
+ * body hash, signature), answered at once; or never ('held'). */
+function target(mods: Mods, mode: Mode) {
+  const v = mods.messages.replicaWireVersion;
+  let msg = 0;
+  return {
+    openSession: async () => ({ v, epoch: 1, session: 1, lastMsgId: 0, entries: [] }),
+    applyRecord: async (m: { msgId: number; add: unknown[] }) => ({ v, msgId: (msg = m.msgId), duplicate: false, recordSize: m.add.length }),
+    putObject: async () => true,
+    putObjects: async (items: unknown[]) => {
+      if (mode === 'held') return new Promise(() => {});
+      const body = mods.batch.encodeBatch(items);
+      const sign = { method: 'POST', url: '/_lookahead/replica/objects', date: Date.now(), contentSha256: mods.auth.sha256Hex(body), meta: '', epoch: '' };
+      mods.auth.signHeaders('secret', sign);
+      return items.map(() => ({ applied: true }));
+    },
+    deleteObject: async () => true,
+    putBucket: async () => {},
+    health: async () => ({ v, role: 'secondary', epoch: 1, recordSize: msg }),
+    close: async () => {},
+  };
+}
+
+async function open(mods: Mods, mode: Mode, root: string) {
+  const dir = mkdtempSync(path.join(root, `${mode}-`));
+  const db = mods.store.openMetaDb(dir);
+  let repl: { start(s: unknown): Promise<void>; stop(): Promise<void>; hooks: unknown; status(): { queueDepth: number } } | undefined;
+  if (mode !== 'single') {
+    repl = mods.replica.createPrimaryReplication({
+      root: db, target: target(mods, mode), clock: mods.clock.systemClock, random: mods.clock.systemRandom, config: { site: 'p' },
+    });
+  }
+  const store = await mods.store.DiskObjectStore.open({ dataDir: dir, db, hooks: repl?.hooks ?? mods.changes.noReplication });
+  if (repl) await repl.start(store);
+  await store.createBucket('b', 'us-east-1');
+  return {
+    store,
+    queueDepth: () => repl?.status().queueDepth ?? 0,
+    close: async () => {
+      await repl?.stop();
+      await store.close();
+      await db.close();
+    },
+  };
+}
+
+async function run(site: Awaited<ReturnType<typeof open>>, prefix: string, puts: number, drain: boolean): Promise<number> {
+  const body = randomBytes(4096);
+  let next = 0;
+  // The prefix's first write misses (a record message); the rest are hits.
+  await site.store.putObject(input(prefix, 'first', body));
+  const c0 = process.cpuUsage();
+  const worker = async () => {
+    while (next < puts) await site.store.putObject(input(prefix, `obj-${String(next++).padStart(8, '0')}`, body));
+  };
+  await Promise.all(Array.from({ length: 16 }, worker));
+  for (let i = 0; drain && i < 2000 && site.queueDepth() > 0; i++) await new Promise((r) => setTimeout(r, 5));
+  const c = process.cpuUsage(c0);
+  return (c.user + c.system) / puts;
+}
+
+function input(prefix: string, name: string, body: Buffer) {
+  return { bucket: 'b', key: `${prefix}/${name}`, body: Readable.from([body]), headers: {}, userMeta: {}, tags: {}, algorithms: [], sha256: false, verify: () => {} };
+}
+
+async function main(): Promise<void> {
+  const puts = Number(arg('puts', '20000'));
+  const rounds = Number(arg('rounds', '5'));
+  // --modes single,on: fewer modes (single is the baseline, always kept).
+  const modes = `single,${arg('modes', 'held,on')}`.split(',');
+  const dirs: Array<[string, string]> = [['this', here]];
+  const compare = process.argv.indexOf('--compare');
+  if (compare >= 0) dirs.push(['compare', path.resolve(process.argv[compare + 1]!)]);
+  const root = mkdtempSync(path.join(os.tmpdir(), 'hooks-cpu-'));
+  const results = new Map<string, number[]>();
+  try {
+    const sites: Array<[string, Awaited<ReturnType<typeof open>>]> = [];
+    for (const [name, dir] of dirs) {
+      const mods = await load(dir);
+      for (const mode of ['single', 'held', 'on'] as const) {
+        if ((name !== 'this' && mode === 'single') || !modes.includes(mode)) continue;
+        sites.push([`${name} ${mode}`, await open(mods, mode, root)]);
+      }
+    }
+    for (const [, site] of sites) await run(site, 'warm', 4000, true);
+    for (let r = 0; r < rounds; r++) {
+      const order = r % 2 === 0 ? sites : [...sites].reverse();
+      for (const [label, site] of order) {
+        const us = await run(site, `r${r}`, puts, label.endsWith('on'));
+        (results.get(label) ?? results.set(label, []).get(label)!).push(us);
+      }
+      console.log(`round ${r + 1}: ${[...results].map(([k, v]) => `${k} ${v.at(-1)!.toFixed(1)}`).join(', ')} µs/PUT`);
+    }
+    const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+    const single = med(results.get('this single')!);
+    console.log(`median µs CPU per PUT (${puts} PUTs x ${rounds} rounds, c16, 4 KiB): single ${single.toFixed(1)}`);
+    for (const [k, v] of results) if (k !== 'this single') console.log(`  ${k}: ${med(v).toFixed(1)} (+${(med(v) - single).toFixed(1)})`);
+    for (const [, site] of sites) await site.close();
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+await main();
