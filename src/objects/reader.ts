@@ -116,18 +116,22 @@ export class PinnedReader implements ObjectReader {
 
   /** The pieces of [start, end] for pump: blob file ranges and inline bytes. */
   private segments(start: number, end: number): PumpSegment[] {
-    const out: PumpSegment[] = [];
+    return this.blobSpans(start, end).map(({ index, id, from, to }): PumpSegment => {
+      const inline = this.inline.get(id);
+      return inline ? { kind: 'inline', bytes: inline.subarray(from, to + 1) } : { kind: 'file', open: () => this.openBlob(index, id), from, to };
+    });
+  }
+
+  /** The blobs [start, end] of the object touches, with the bytes [from, to] of each. */
+  private blobSpans(start: number, end: number): { index: number; id: string; from: number; to: number }[] {
+    const out: { index: number; id: string; from: number; to: number }[] = [];
     let offset = 0;
     for (const [index, blob] of this.meta.blobs.entries()) {
       const blobStart = offset;
       offset += blob.size;
       if (offset <= start || blob.size === 0) continue;
       if (blobStart > end) break;
-      const from = Math.max(start, blobStart) - blobStart;
-      const to = Math.min(end, offset - 1) - blobStart;
-      const inline = this.inline.get(blob.id);
-      if (inline) out.push({ kind: 'inline', bytes: inline.subarray(from, to + 1) });
-      else out.push({ kind: 'file', open: () => this.openBlob(index, blob.id), from, to });
+      out.push({ index, id: blob.id, from: Math.max(start, blobStart) - blobStart, to: Math.min(end, offset - 1) - blobStart });
     }
     return out;
   }
@@ -160,16 +164,7 @@ export class PinnedReader implements ObjectReader {
 
   /** Yields the bytes [start, end] across the blobs, one blob at a time. */
   private async *chunks(start: number, end: number): AsyncGenerator<Buffer> {
-    let offset = 0;
-    for (const [index, blob] of this.meta.blobs.entries()) {
-      const blobStart = offset;
-      offset += blob.size;
-      if (offset <= start || blob.size === 0) continue;
-      if (blobStart > end) break;
-      const from = Math.max(start, blobStart) - blobStart;
-      const to = Math.min(end, offset - 1) - blobStart;
-      yield* this.readBlob(index, blob.id, from, to);
-    }
+    for (const { index, id, from, to } of this.blobSpans(start, end)) yield* this.readBlob(index, id, from, to);
   }
 
   private readBlob(index: number, id: string, from: number, to: number): AsyncIterable<Buffer> | Iterable<Buffer> {
