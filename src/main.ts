@@ -221,8 +221,9 @@ export function buildProgram(): Command {
     .option('--data <dir>', 'data directory (primary/ and secondary/ under it)', './data')
     .option('--log-level <level>', 'pino log level (logs go to stderr)', 'warn')
     .option('--sync-copy-on-miss', syncCopyHelp)
-    .action(async (flags: { data: string; logLevel: string; syncCopyOnMiss?: boolean }) => {
-      const sites = await startPair(resolve(flags.data), flags.logLevel, flags.syncCopyOnMiss === true);
+    .addOption(new Option('--copy-priority <mode>', copyPriorityHelp).choices([...copyPriorities]).default('background'))
+    .action(async (flags: { data: string; logLevel: string; syncCopyOnMiss?: boolean; copyPriority: CopyPriority }) => {
+      const sites = await startPair(resolve(flags.data), flags.logLevel, { syncCopyOnMiss: flags.syncCopyOnMiss === true, copyPriority: flags.copyPriority });
       stopOnSignals(sites);
     });
 
@@ -252,7 +253,11 @@ async function pairSecret(dataDir: string): Promise<string> {
   }
 }
 
-async function startPair(dataDir: string, logLevel: string, syncCopyOnMiss: boolean): Promise<RunningSite[]> {
+async function startPair(
+  dataDir: string,
+  logLevel: string,
+  primaryFlags: { syncCopyOnMiss: boolean; copyPriority: CopyPriority },
+): Promise<RunningSite[]> {
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const secret = process.env.LOOKAHEAD_REPLICATION_SECRET ?? (await pairSecret(dataDir));
   const base = { region: 'us-east-1', anonymousRead: [], logLevel, replicationSecret: secret };
@@ -262,7 +267,7 @@ async function startPair(dataDir: string, logLevel: string, syncCopyOnMiss: bool
   // One key pair for both sites, so clients keep theirs after a failover.
   const env = { ...process.env, LOOKAHEAD_ACCESS_KEY: secondary.credentials.accessKeyId, LOOKAHEAD_SECRET_KEY: secondary.credentials.secretAccessKey };
   const primary = await startSite({
-    ...siteConfig({ ...base, data: join(dataDir, 'primary'), listen: defaultListen, role: 'primary', secondary: secondary.endpoint, syncCopyOnMiss }),
+    ...siteConfig({ ...base, data: join(dataDir, 'primary'), listen: defaultListen, role: 'primary', secondary: secondary.endpoint, ...primaryFlags }),
     env,
   });
   printSite(primary, 'primary', secondary.credentialsGenerated);

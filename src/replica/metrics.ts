@@ -11,6 +11,10 @@ export interface ReplicaGaugeSource {
   oldestQueuedAgeMs(): number;
   dirtyCount(): number;
   peerUp(): boolean;
+  /** Copy priority background holding copies back for client load (pacing.ts). */
+  copiesHeld(): boolean;
+  /** Age of the oldest copy waiting to be sent (0 when none waits). */
+  heldAgeMs(): number;
 }
 
 export class ReplicaMetrics {
@@ -67,6 +71,8 @@ export class ReplicaMetrics {
     gauge('lookahead_replica_lag_seconds', 'Age of the oldest entry in Q', (s) => s.oldestQueuedAgeMs() / 1000);
     gauge('lookahead_replica_dirty_keys', 'Keys written while the secondary was down (degraded mode)', (s) => s.dirtyCount());
     gauge('lookahead_replica_peer_up', '1 when the secondary answers', (s) => (s.peerUp() ? 1 : 0));
+    gauge('lookahead_replica_copies_held', '1 while --copy-priority background holds copies back for client load', (s) => (s.copiesHeld() ? 1 : 0));
+    gauge('lookahead_replica_copies_held_seconds', 'Age of the oldest copy waiting to be sent (bounded by --copy-lag-max-ms while clients are busy)', (s) => s.heldAgeMs() / 1000);
   }
 
   /** The replicator whose numbers the gauges report. */

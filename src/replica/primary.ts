@@ -258,6 +258,8 @@ export class PrimaryReplicator implements ChangeHooks {
       oldestQueuedAgeMs: () => this.copier.oldestAgeMs(),
       dirtyCount: () => options.durable.dirtyCount(),
       peerUp: () => this.peer === 'ok',
+      copiesHeld: () => this.copier.pacing()?.state === 'deferring',
+      heldAgeMs: () => this.copier.pacing()?.heldMs ?? 0,
     });
   }
 

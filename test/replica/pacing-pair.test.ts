@@ -47,12 +47,20 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
+/** A gauge's value as the primary's /_lookahead/metrics prints it. */
+async function metric(name: string): Promise<string> {
+  const r = await rawRequest(target(primary), { method: 'GET', path: '/_lookahead/metrics' });
+  const line = r.text.split('\n').find((l) => l.startsWith(`${name} `));
+  return line?.slice(name.length + 1).trim() ?? 'absent';
+}
+
 describe('copy priority background on a real pair', () => {
   it('holds copies during a burst, then converges once the burst ends', { timeout: 120_000 }, async () => {
     const p = target(primary);
     expect((await rawRequest(p, { method: 'PUT', path: '/burst' })).status).toBe(200);
     const acked = new Map<string, string>();
     const states = new Set<string>();
+    const heldGauge = new Set<string>();
     let maxDepth = 0;
     let next = 0;
     const started = Date.now();
@@ -67,6 +75,7 @@ describe('copy priority background on a real pair', () => {
           const s = await replication();
           states.add(s.copyPacing.state);
           maxDepth = Math.max(maxDepth, s.queueDepth);
+          heldGauge.add(await metric('lookahead_replica_copies_held'));
         }
       }
     };
@@ -74,6 +83,7 @@ describe('copy priority background on a real pair', () => {
     const burstMs = Date.now() - started;
     expect(states.has('deferring'), `states seen: ${[...states].join(', ')}`).toBe(true);
     expect(maxDepth, 'copies were held during the burst').toBeGreaterThan(sampleEvery);
+    expect(heldGauge.has('1'), `copies_held gauge values seen: ${[...heldGauge].join(', ')}`).toBe(true);
 
     // The burst is over: the backlog drains because the clients went quiet,
     // well before the lag bound would have forced it.
@@ -86,6 +96,8 @@ describe('copy priority background on a real pair', () => {
     const drainMs = Date.now() - drainStart;
     expect(s.queueDepth).toBe(0);
     expect(s.copyPacing.state).toBe('caught-up');
+    expect(await metric('lookahead_replica_copies_held')).toBe('0');
+    expect(await metric('lookahead_replica_copies_held_seconds')).toBe('0');
     if (burstMs < copyDeferLagMsDefault / 2) expect(s.copyPacing.lagBoundReached).toBe(0);
     for (const [key, sum] of acked) {
       const r = await rawRequest(target(secondary), { method: 'GET', path: `/burst/${key}` });
