@@ -7,7 +7,9 @@
 //           replicaBatchInFlightMax batches out, waiting); then the
 //           secondary resumes and the copier drains Q: its CPU per object
 //           over that drain is the copier's part
-//   on      the primary with the secondary running: run + drain, per PUT
+//   on      the primary with the secondary running: run + drain, per PUT;
+//           and during the run alone (with the default copy priority the
+//           copier holds copies while clients write: admission only)
 //
 // Data directories live under $TMPDIR (use /dev/shm to leave fsync out).
 //
@@ -23,7 +25,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { S3Http } from './s3http.ts';
 import { runWorkload, median, type WorkloadResult } from './loadgen.ts';
-import { processCpuMicros, spawnServer, testAccessKey, testSecretKey, waitHealthy, type ChildServer } from './servers.ts';
+import { mainThreadCpuMicros, processCpuMicros, spawnServer, testAccessKey, testSecretKey, waitHealthy, type ChildServer } from './servers.ts';
 
 const bucket = 'bench';
 const secret = 'lookahead-bench-replication-secret';
@@ -106,12 +108,16 @@ async function heldRun(p: Pair, prefix: string, seconds: number): Promise<Worklo
 async function onRun(p: Pair, prefix: string, seconds: number): Promise<WorkloadResult> {
   const p0 = processCpuMicros(p.primary.pid);
   const s0 = processCpuMicros(p.secondary.pid);
+  const m0 = mainThreadCpuMicros(p.primary.pid);
   const on = await put(p.client, prefix, seconds, p.primary.pid);
+  push(p.rows, 'onRunMain', (mainThreadCpuMicros(p.primary.pid) - m0) / on.ops);
   const drained = await drain(p.client);
   push(p.rows, 'on', (processCpuMicros(p.primary.pid) - p0) / on.ops);
+  push(p.rows, 'onRun', on.serverCpuUsPerOp);
   push(p.rows, 'secondary', (processCpuMicros(p.secondary.pid) - s0) / on.ops);
   console.log(
-    `  ${p.name} on: ${on.ops} PUTs, ${on.opsPerSec.toFixed(0)} ops/s, primary ${p.rows.on!.at(-1)!.toFixed(0)} µs/PUT, ` +
+    `  ${p.name} on: ${on.ops} PUTs, ${on.opsPerSec.toFixed(0)} ops/s, primary ${p.rows.on!.at(-1)!.toFixed(0)} µs/PUT ` +
+      `(${on.serverCpuUsPerOp.toFixed(0)} during the run, main thread ${p.rows.onRunMain!.at(-1)!.toFixed(0)}), ` +
       `secondary ${p.rows.secondary!.at(-1)!.toFixed(0)}; drained ${drained.toFixed(2)} s after`,
   );
   return on;
@@ -173,11 +179,17 @@ async function main(): Promise<void> {
     }
     console.log(`warm-up PUTs (single, then each primary): ${warm.join(', ')}`);
     const singles: number[] = [];
+    const singlesMain: number[] = [];
     for (let r = 0; r < rounds; r++) {
       if (phases.has('single')) {
+        const m0 = mainThreadCpuMicros(single.pid);
         const one = await put(sc, `single-${r}`, seconds, single.pid);
         singles.push(one.serverCpuUsPerOp);
-        console.log(`round ${r + 1}: single ${one.ops} PUTs, ${one.opsPerSec.toFixed(0)} ops/s, ${one.serverCpuUsPerOp.toFixed(0)} µs/PUT`);
+        singlesMain.push((mainThreadCpuMicros(single.pid) - m0) / one.ops);
+        console.log(
+          `round ${r + 1}: single ${one.ops} PUTs, ${one.opsPerSec.toFixed(0)} ops/s, ${one.serverCpuUsPerOp.toFixed(0)} µs/PUT ` +
+            `(main thread ${singlesMain.at(-1)!.toFixed(0)})`,
+        );
       }
       // Alternate the order so neither pair always runs right after the single site.
       for (const p of r % 2 === 0 ? pairs : [...pairs].reverse()) {
@@ -187,12 +199,15 @@ async function main(): Promise<void> {
     }
     const m = (xs: number[] | undefined): string => (xs === undefined ? 'n/a' : median(xs).toFixed(0));
     const base = singles.length > 0 ? median(singles) : NaN;
-    console.log(`median µs CPU per 4 KiB PUT over ${rounds} rounds: single site ${m(singles)}`);
+    const baseMain = singlesMain.length > 0 ? median(singlesMain) : NaN;
+    console.log(`median µs CPU per 4 KiB PUT over ${rounds} rounds: single site ${m(singles)} (main thread ${m(singlesMain)})`);
     for (const p of pairs) {
       const extra = (k: string): string => (p.rows[k] === undefined ? '' : ` (+${(median(p.rows[k]!) - base).toFixed(0)})`);
+      const extraMain = (k: string): string => (p.rows[k] === undefined ? '' : ` +${(median(p.rows[k]!) - baseMain).toFixed(0)}`);
       console.log(
         `  ${p.name}: primary, secondary stopped (admission) ${m(p.rows.held)}${extra('held')}; copier drain ${m(p.rows.copier)}; ` +
-          `primary on ${m(p.rows.on)}${extra('on')}; secondary ${m(p.rows.secondary)}`,
+          `primary on ${m(p.rows.on)}${extra('on')}, during the run ${m(p.rows.onRun)}${extra('onRun')} ` +
+          `(main thread ${m(p.rows.onRunMain)}${extraMain('onRunMain')}); secondary ${m(p.rows.secondary)}`,
       );
     }
   } finally {

@@ -141,15 +141,22 @@ function lookaheadNodeArgs(): string[] {
  * CPU time (user + system) a process has used so far, in microseconds, from
  * /proc/PID/stat (clock ticks of 10 ms); NaN where /proc is not there.
  */
-export function processCpuMicros(pid: number): number {
+export function processCpuMicros(pid: number, statPath = `/proc/${pid}/stat`): number {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = readFileSync(statPath, 'utf8');
     // Fields after the parenthesised command name; utime and stime are 14 and 15.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return ((Number(fields[11]) + Number(fields[12])) * 1e6) / clockTicksPerSecond;
   } catch {
     return NaN;
   }
+}
+
+/** CPU of the process's main thread (the JS event loop: the one a Node
+ * server saturates first), in µs; its other threads (lmdb's writer, GC
+ * helpers, libuv) are processCpuMicros minus this. */
+export function mainThreadCpuMicros(pid: number): number {
+  return processCpuMicros(pid, `/proc/${pid}/task/${pid}/stat`);
 }
 
 /** USER_HZ: 100 on every Linux we run on. */

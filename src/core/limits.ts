@@ -147,6 +147,10 @@ export const copyDeferPollMs = 25;
  * backlog held in memory costs more in GC than its reads save (measured with
  * 32 MiB, bench/primary-hooks-cpu.ts held mode). */
 export const heldCopiesBytesMax = 4 * 1024 ** 2;
+/** Location names the primary remembers the id of (replica/primary.ts
+ * coverIds): every write looks up its key and each ancestor prefix, and the
+ * prefixes repeat; a lookup in lmdb costs ~1 µs each. Cleared when full. */
+export const coverIdsCachedNamesMax = 65_536;
 /** Object store: blob files spread over 256 subdirectories (two hex chars). */
 export const blobShardCount = 256;
 /** Object store: new blobs go to one shard for this many writes, then the

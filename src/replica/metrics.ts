@@ -24,6 +24,14 @@ export class ReplicaMetrics {
   readonly recordMessages: Counter<'outcome'>;
   readonly syncCopies: Counter<'outcome'>;
   private source: ReplicaGaugeSource | undefined;
+  /** Children bound once: every write counts, and a labels object per
+   * call costs prom-client a hash of it. */
+  private readonly writeResults: Record<'hit' | 'miss', { inc(): void }>;
+
+  /** One admitted write, by record hit or miss. */
+  countWrite(result: 'hit' | 'miss'): void {
+    this.writeResults[result].inc();
+  }
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -33,6 +41,7 @@ export class ReplicaMetrics {
       labelNames: ['result'],
       registers,
     });
+    this.writeResults = { hit: this.writes.labels('hit'), miss: this.writes.labels('miss') };
     this.bytesReplicated = new Counter({
       name: 'lookahead_replica_bytes_replicated_total',
       help: 'Object bytes the copier delivered to the secondary',

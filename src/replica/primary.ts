@@ -11,6 +11,7 @@ import {
   admissionLeaseMs,
   copyDeferLagMsDefault,
   copyQueueEntriesMax,
+  coverIdsCachedNamesMax,
   heldCopiesBytesMax,
   pendingMissesMax,
   recordMessageEntriesMax,
@@ -175,7 +176,7 @@ export class PrimaryReplicator implements ChangeHooks {
   /** Pins: ids covering a queued or admitted-not-committed key. Only ids
    * without pins may leave (claims 14-15: "only locations not in Q"). */
   private readonly pins = new Map<number, number>();
-  private readonly qPins = new Map<string, Set<number>>();
+  private readonly qPins = new Map<string, number[]>();
   /** The last committed version of queued keys, when small (heldCopy). */
   private readonly held = new Map<string, HeldCopy>();
   private heldBytes = 0;
@@ -185,6 +186,11 @@ export class PrimaryReplicator implements ChangeHooks {
   /** Location ids released so far: while it stays the same, every id
    * still names what it named (ids are reused only after a release). */
   private idReleases = 0;
+  /** Ids of names looked up outside any write transaction (so committed
+   * bindings), valid while idReleases stays the same: only a release lets
+   * an id name something else. Bounded: cleared when full. */
+  private readonly idCache = new Map<LocationName, number>();
+  private idCacheReleases = 0;
   private waiters: Waiter[] = [];
   /** Removed from R' (durably), not yet acked by S: "Removals leave R'
    * first, then S". Also ids a lost message may have added on S. */
@@ -507,13 +513,33 @@ export class PrimaryReplicator implements ChangeHooks {
     return admission.ids;
   }
 
+  /** The ids in R' of the locations covering the change. */
   private coverIds(change: ChangeIntent): number[] {
+    if (this.idCacheReleases !== this.idReleases) {
+      this.idCache.clear();
+      this.idCacheReleases = this.idReleases;
+    }
     const ids: number[] = [];
     for (const name of coveringNames(change)) {
-      const id = this.options.durable.ids.peek(name);
+      const id = this.idCache.get(name) ?? this.peekId(name);
       if (id !== undefined && this.rPrime.has(id)) ids.push(id);
     }
     return ids;
+  }
+
+  /**
+   * Only ids in R' are remembered: their bindings are durable (an id joins
+   * R' after idsOf or bind resolved), so even a read inside a write
+   * transaction cannot have seen one that a failed commit takes back, and
+   * only a release changes them (releaseIds bumps idReleases before and
+   * after).
+   */
+  private peekId(name: LocationName): number | undefined {
+    const id = this.options.durable.ids.peek(name);
+    if (id === undefined || !this.rPrime.has(id)) return id;
+    if (this.idCache.size >= coverIdsCachedNamesMax) this.idCache.clear();
+    this.idCache.set(name, id);
+    return id;
   }
 
   private pin(ids: Iterable<number>): void {
@@ -582,21 +608,31 @@ export class PrimaryReplicator implements ChangeHooks {
   }
 
   private pinQueued(qkey: string, ids: number[]): void {
-    const set = this.qPins.get(qkey) ?? new Set<number>();
-    const fresh = ids.filter((id) => !set.has(id));
-    for (const id of fresh) set.add(id);
-    this.qPins.set(qkey, set);
-    this.pin(fresh);
+    // Arrays, not Sets: one per queued key lives until its copy is acked,
+    // and covers are a few ids.
+    const pinned = this.qPins.get(qkey);
+    if (pinned === undefined) {
+      // Distinct already: distinct names have distinct ids.
+      const own = ids.slice();
+      this.qPins.set(qkey, own);
+      this.pin(own);
+      return;
+    }
+    for (const id of ids) {
+      if (pinned.includes(id)) continue;
+      pinned.push(id);
+      this.pin([id]);
+    }
   }
 
   /** The copier confirmed (or found gone) the Q entry: its pins go. */
   private onSynced(qkey: string): void {
     const held = this.held.get(qkey);
     if (held !== undefined) this.dropHeld(qkey, held);
-    const set = this.qPins.get(qkey);
-    if (set !== undefined) {
+    const pinned = this.qPins.get(qkey);
+    if (pinned !== undefined) {
       this.qPins.delete(qkey);
-      this.unpin(set);
+      this.unpin(pinned);
     }
     if (this.waiters.length > 0) this.kick();
   }
@@ -1036,6 +1072,10 @@ export class PrimaryReplicator implements ChangeHooks {
       await this.options.durable.ids.release(free);
     } catch (err) {
       this.options.log?.('releasing location ids failed', { err: String(err) });
+    } finally {
+      // Again once done: a name looked up while the release ran may have
+      // been cached with an id that is free now (coverIds' cache).
+      this.idReleases++;
     }
   }
 
@@ -1070,7 +1110,7 @@ export class PrimaryReplicator implements ChangeHooks {
 
   private countWrite(result: 'hit' | 'miss'): void {
     this.counts[result === 'hit' ? 'hits' : 'misses']++;
-    this.options.metrics?.writes.inc({ result });
+    this.options.metrics?.countWrite(result);
   }
 }
 
