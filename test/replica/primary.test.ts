@@ -241,6 +241,31 @@ describe('PrimaryReplicator', () => {
     expect(t.secondary.recordNames()).toContain('k/b/c');
   });
 
+  it('an id released and bound again to another name no longer covers its old name (coverIds forgets cached ids)', async () => {
+    const t = await setup({ recordEntriesMax: 1, removal: { targetEntries: 1, hotMs: 0, idleMs: 1_000_000, removalsMax: 10 } });
+    const drainCopies = async () => {
+      for (let i = 0; i < 20 && t.durP.storage.q.size > 0; i++) await t.clock.advance(200, flush);
+      expect(t.durP.storage.q.size).toBe(0);
+    };
+    await t.put('a'); // miss: a's id joins R'
+    await t.put('a'); // hit: the lookup of a's name is cached
+    expect(t.primary.status().hits).toBe(1);
+    const idOfA = t.durP.ids.peek('k/b/a');
+    await drainCopies();
+    await t.put('b'); // miss: a (in sync) leaves R to make room
+    await drainCopies();
+    await t.put('c'); // miss: a's id, released once S acked, goes to c; b leaves
+    await drainCopies();
+    expect(t.durP.ids.peek('k/b/c')).toBe(idOfA);
+    expect(t.primary.recordIds()).toEqual([idOfA]);
+    // A cached "a -> id" would find that id in R' and call this a hit.
+    const sent = t.target.records.length;
+    await t.put('a', 'again');
+    expect(t.target.records.length).toBe(sent + 1);
+    expect(t.target.records.at(-1)?.add.map((e) => e.name)).toContain('k/b/a');
+    expect(t.primary.status().hits).toBe(1);
+  });
+
   it('degraded mode: S down, the write is admitted and tracked dirty, then resynced', async () => {
     const t = await setup({ onSecondaryDown: 'degraded' });
     t.target.down = true;
