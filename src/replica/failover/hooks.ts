@@ -64,10 +64,9 @@ export function trackingHooks(state: FailoverState, refuse?: () => Error | undef
 /** Refuses writes until `open()` says the site may write. */
 export function startGate(inner: ChangeHooks, open: () => boolean, message: () => string, primary?: () => string | undefined): ChangeHooks {
   return {
-    admit: async (change) => {
-      if (!open()) throw new NotPrimaryError(message(), primary?.());
-      return inner.admit(change);
-    },
+    // Not async: an async wrapper returning the inner promise costs every
+    // write a promise and extra turns to adopt it.
+    admit: (change) => (open() ? inner.admit(change) : Promise.reject(new NotPrimaryError(message(), primary?.()))),
     committed: (change) => inner.committed(change),
     aborted: (change) => inner.aborted?.(change),
     settled: (change) => inner.settled?.(change) ?? settledAlready,
