@@ -133,9 +133,11 @@ function decodeQEntry(buf: Uint8Array): QEntry {
   return { kind, seq: b.readDoubleBE(2), at: b.readDoubleBE(10), cover };
 }
 
-/** An entry's seq without decoding the rest (the copier's removal checks it per copy). */
+/** An entry's seq without decoding the rest (the copier's removal checks it
+ * per copy). A Buffer (what lmdb returns) is read in place: no DataView. */
 function qEntrySeq(buf: Uint8Array): number {
   assert(buf.length >= 18 && buf[0] === replicaStateVersion, 'Q entry: unknown format');
+  if (Buffer.isBuffer(buf)) return buf.readDoubleBE(2);
   return new DataView(buf.buffer, buf.byteOffset, buf.byteLength).getFloat64(2);
 }
 
@@ -209,7 +211,8 @@ export class LmdbPrimaryDurable implements PrimaryDurable {
     let undirtied = 0;
     await this.root.transaction(() => {
       for (const [qkey, seq] of entries) {
-        const raw = this.q.get(qkey);
+        // The shared buffer, read at once (nothing else reads in between).
+        const raw = this.q.getBinaryFast(qkey);
         if (raw === undefined || qEntrySeq(raw) !== seq) continue;
         this.q.removeSync(qkey);
         removed.add(qkey);
