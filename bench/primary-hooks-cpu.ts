@@ -68,8 +68,10 @@ function target(mods: Mods, mode: Mode, gate: Gate) {
     putObjects: async (items: unknown[]) => {
       if (mode === 'held') return new Promise(() => {});
       if (!gate.open) await new Promise<void>((resolve) => gate.waiting.push(resolve));
-      const body = mods.batch.encodeBatch(items);
-      const sign = { method: 'POST', url: '/_lookahead/replica/objects', date: Date.now(), contentSha256: mods.auth.sha256Hex(body), meta: '', epoch: '' };
+      // As the checkout's GatewayTarget does: in parts where it has them.
+      const parts: Buffer[] = mods.batch.encodeBatchParts?.(items) ?? [mods.batch.encodeBatch(items)];
+      const contentSha256 = mods.auth.sha256HexOfParts?.(parts) ?? mods.auth.sha256Hex(parts[0]);
+      const sign = { method: 'POST', url: '/_lookahead/replica/objects', date: Date.now(), contentSha256, meta: '', epoch: '' };
       mods.auth.signHeaders('secret', sign);
       return items.map(() => ({ applied: true }));
     },
