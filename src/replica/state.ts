@@ -124,7 +124,9 @@ function encodeQEntry(entry: QEntry): Buffer {
 }
 
 function decodeQEntry(buf: Uint8Array): QEntry {
-  const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  // `length`, not byteLength: lmdb's shared buffer (getBinaryFast) is a
+  // larger array whose overridden `length` is the value's.
+  const b = Buffer.from(buf.buffer, buf.byteOffset, buf.length);
   assert(b.length >= 18 && (b.length - 18) % 4 === 0 && b[0] === replicaStateVersion, 'Q entry: unknown format');
   const kind = changeKinds[b[1] as number];
   assert(kind !== undefined, 'Q entry: unknown kind');
@@ -192,7 +194,9 @@ export class LmdbPrimaryDurable implements PrimaryDurable {
   }
 
   qGet(qkey: string): QEntry | undefined {
-    const raw = this.q.get(qkey);
+    // lmdb's shared buffer, decoded at once (no copy): every commit of a
+    // queued key reads its entry.
+    const raw = this.q.getBinaryFast(qkey);
     return raw === undefined ? undefined : decodeQEntry(raw);
   }
 

@@ -149,6 +149,23 @@ describe('BodySlabs', () => {
   });
 });
 
+describe('LmdbPrimaryDurable reads from lmdb\'s shared buffer', () => {
+  it('qGet and qSeq decode whole entries (covers of any length), each apart from the next read', async () => {
+    const { root } = await openStore();
+    const durable = new LmdbPrimaryDurable(root);
+    const a: QEntry = { seq: 7, kind: 'put', at: 11, cover: [1, 2, 3] };
+    const b: QEntry = { seq: 9, kind: 'delete', at: 12, cover: [] };
+    await root.transaction(() => {
+      durable.qPutSync('k/b/a', a);
+      durable.qPutSync('k/b/b', b);
+    });
+    const gotA = durable.qGet('k/b/a');
+    const gotB = durable.qGet('k/b/b');
+    expect([gotA, gotB]).toEqual([a, b]);
+    expect([durable.qSeq('k/b/a'), durable.qSeq('k/b/b'), durable.qSeq('k/b/none')]).toEqual([7, 9, undefined]);
+  });
+});
+
 describe('LmdbPrimaryDurable batch removal', () => {
   it('removes only entries whose seq is unchanged, dirty marks with them, in one call', async () => {
     const { root } = await openStore();
