@@ -403,15 +403,21 @@ export class DiskObjectStore implements ObjectStore {
     }
   }
 
-  readInlineObject(bucket: string, key: string): ReplicaBody | null | undefined {
+  readInlineObject(bucket: string, key: string, copyBody?: (view: Buffer) => Buffer): ReplicaBody | null | undefined {
     // No bucket lookup: a bucket holding objects cannot be deleted.
     const meta = this.dbs.objects.get(objectKey(bucket, key));
     if (!meta) return null;
     const only = meta.blobs.length === 1 ? meta.blobs[0] : undefined;
     if (!only || !isInlineBlobId(only.id)) return undefined;
-    // Same snapshot as the meta; lmdb-js's get returns a copy (binary encoding).
-    const body = this.dbs.inline.get(inlineKey(only.id));
-    return body ? { meta, body } : undefined;
+    // Same snapshot as the meta (no turn in between). lmdb-js's get returns
+    // a copy (binary encoding); getBinaryFast a view of its shared buffer,
+    // valid until the next read, which copyBody copies where it wants.
+    if (copyBody === undefined) {
+      const body = this.dbs.inline.get(inlineKey(only.id));
+      return body ? { meta, body } : undefined;
+    }
+    const view = this.dbs.inline.getBinaryFast(inlineKey(only.id));
+    return view ? { meta, body: copyBody(view) } : undefined;
   }
 
   /** Copies of the version's inline bodies (small: at most inlineBodyBytesMax each). */

@@ -292,9 +292,12 @@ export interface ObjectStore {
    * The current version when its whole body sits in the metadata store
    * (small objects), read in one snapshot without opening a stream: the
    * copier reads many per turn. null: no such key or bucket; undefined: the
-   * body is elsewhere (use openObject). Optional.
+   * body is elsewhere (use openObject). `copyBody`, when given, receives a
+   * view of the body valid only during the call and returns the body's copy
+   * (the copier gathers a batch's bodies in shared buffers); without it the
+   * body is a buffer of its own. Optional.
    */
-  readInlineObject?(bucket: string, key: string): ReplicaBody | null | undefined;
+  readInlineObject?(bucket: string, key: string, copyBody?: (view: Buffer) => Buffer): ReplicaBody | null | undefined;
   /** Deletes with a tombstone at `seq` so a late copy cannot resurrect it. */
   applyReplicaDelete(
     bucket: string,

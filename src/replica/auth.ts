@@ -4,7 +4,7 @@
 // method, path, query, a timestamp and the body's SHA-256 (or, for a
 // streamed object body, the signed metadata header that describes it).
 
-import { createHmac, hash, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, hash, timingSafeEqual } from 'node:crypto';
 import { replicaAuthSkewMs } from '../core/limits.ts';
 
 export const authHeader = 'x-lookahead-replica-auth';
@@ -21,6 +21,14 @@ export const streamedBodyHash = 'STREAMED';
 export function sha256Hex(data: string | Buffer): string {
   // One-shot: no Hash object (every inter-site request hashes its body).
   return hash('sha256', data, 'hex');
+}
+
+/** sha256Hex of the parts' concatenation, without concatenating them. */
+export function sha256HexOfParts(parts: readonly Buffer[]): string {
+  if (parts.length === 1) return sha256Hex(parts[0]!);
+  const h = createHash('sha256');
+  for (const part of parts) h.update(part);
+  return h.digest('hex');
 }
 
 export interface SignInput {

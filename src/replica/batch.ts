@@ -57,14 +57,49 @@ const headLengthBytes = 4;
 /** The head's `v`; version 1 heads have none. */
 export const batchFormatVersion = 2;
 
+/** Past this many separate body runs a batch body is gathered into one
+ * buffer (a copy) rather than hashed and written run by run. */
+const bodyRunsMax = 8;
+
 export function encodeBatch(items: readonly BatchItem[]): Buffer {
-  const head = Buffer.from(
-    JSON.stringify({ v: batchFormatVersion, items: items.map((i) => ({ epoch: i.copy.epoch, meta: i.copy.meta })) }),
-    'utf8',
-  );
-  const len = Buffer.alloc(headLengthBytes);
-  len.writeUInt32BE(head.length);
-  return Buffer.concat([len, head, ...items.map((i) => i.body)]);
+  return Buffer.concat(encodeBatchParts(items));
+}
+
+/**
+ * The batch body as consecutive parts: the length and head in one buffer,
+ * then the bodies, where bodies adjacent in memory (the copier packs those
+ * it reads into shared slabs, copier.ts BodySlabs) form one part: the
+ * request writes and hashes them without gathering 256 KiB into a new
+ * buffer first. Bodies scattered over many buffers (held copies) are
+ * gathered into one part.
+ */
+export function encodeBatchParts(items: readonly BatchItem[]): Buffer[] {
+  const head = JSON.stringify({ v: batchFormatVersion, items: items.map((i) => ({ epoch: i.copy.epoch, meta: i.copy.meta })) });
+  const headBytes = Buffer.byteLength(head, 'utf8');
+  const first = Buffer.allocUnsafe(headLengthBytes + headBytes); // every byte written below
+  first.writeUInt32BE(headBytes, 0);
+  first.write(head, headLengthBytes, 'utf8');
+  const runs = bodyRuns(items);
+  if (runs.length > bodyRunsMax) return [first, Buffer.concat(runs)];
+  return [first, ...runs];
+}
+
+/** The items' bodies in order, adjacent ones (same memory, each starting
+ * where the previous ends) joined into one view; empty bodies skipped. */
+function bodyRuns(items: readonly BatchItem[]): Buffer[] {
+  const runs: Buffer[] = [];
+  let run: Buffer | undefined;
+  for (const { body } of items) {
+    if (body.length === 0) continue;
+    if (run !== undefined && run.buffer === body.buffer && run.byteOffset + run.length === body.byteOffset) {
+      run = Buffer.from(run.buffer, run.byteOffset, run.length + body.length);
+      runs[runs.length - 1] = run;
+    } else {
+      run = body;
+      runs.push(run);
+    }
+  }
+  return runs;
 }
 
 /** Parses and checks a batch body; any inconsistency is a protocol error. */

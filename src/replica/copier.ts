@@ -61,6 +61,37 @@ const scanPage = 1000;
 /** Q keys of buckets (locationName of a bucket location, predict/locations.ts). */
 const bucketQueueKeyPrefix = 'b/';
 
+/** Bodies read back from the store are copied into slabs of this size
+ * (below malloc's mmap threshold): one allocation per slab, not per copy. */
+const bodySlabBytes = 64 * 1024;
+
+/**
+ * Copies of a batch's bodies, packed into shared slabs. A 4 KiB body in a
+ * buffer of its own costs an allocation (and an external ArrayBuffer for the
+ * GC) per copy; here the store's view is copied once, into the slab. A slab
+ * lives as long as any body in it: at most one batch.
+ */
+export class BodySlabs {
+  private slab: Buffer | undefined;
+  private used = 0;
+
+  /** `view` may be reused by its owner after this call: it is copied now. */
+  copy(view: Buffer): Buffer {
+    const size = view.length;
+    if (this.slab === undefined || this.used + size > this.slab.length) {
+      this.slab = Buffer.allocUnsafeSlow(Math.max(bodySlabBytes, size));
+      this.used = 0;
+    }
+    const at = this.used;
+    // Through subarray: lmdb's shared buffer reports the value's length in
+    // an overridden `length` over a larger array, which Buffer.copy (it
+    // sets the whole array when the end is `length`) would overrun.
+    this.slab.set(view.subarray(0, size), at);
+    this.used += size;
+    return this.slab.subarray(at, at + size);
+  }
+}
+
 /** A small object's copy, read with its Q entry's seq. */
 interface Pending {
   qkey: string;
@@ -246,13 +277,15 @@ export class Copier {
     const store = this.options.store();
     if (store?.readInlineObject === undefined) return;
     const batch: Pending[] = [];
+    const slabs = new BodySlabs();
+    const copyBody = (view: Buffer) => slabs.copy(view);
     let bytes = 0;
     let looked = 0;
     for (const qkey of this.ready) {
       if (batch.length >= replicaBatchObjectsMax || looked >= replicaBatchObjectsMax * 2) break;
       looked++;
       this.ready.delete(qkey);
-      const pending = this.readSmall(store, qkey);
+      const pending = this.readSmall(store, qkey, copyBody);
       if (pending === undefined) continue;
       // Bodies fill half a batch at most: the other half is for the metas.
       if (batch.length > 0 && bytes + pending.item.body.length > replicaBatchBytesMax / 2) {
@@ -274,7 +307,7 @@ export class Copier {
   }
 
   /** The key's copy if it can go in a batch; else it is routed elsewhere. */
-  private readSmall(store: ObjectStore, qkey: string): Pending | undefined {
+  private readSmall(store: ObjectStore, qkey: string, copyBody: (view: Buffer) => Buffer): Pending | undefined {
     const seq = this.options.durable.qSeq(qkey);
     if (seq === undefined) {
       this.missingEntry(qkey);
@@ -284,7 +317,7 @@ export class Copier {
     let found: ReplicaBody | null | undefined = this.options.heldCopy?.(qkey, seq);
     try {
       const loc = found === undefined ? parseLocationName(qkey) : undefined;
-      if (loc?.kind === 'key') found = store.readInlineObject?.(loc.bucket, loc.key);
+      if (loc?.kind === 'key') found = store.readInlineObject?.(loc.bucket, loc.key, copyBody);
     } catch {
       found = undefined; // the single path reports it
     }

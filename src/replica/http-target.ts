@@ -7,8 +7,8 @@ import { Readable } from 'node:stream';
 import type { Clock } from '../core/clock.ts';
 import { readBounded } from '../core/bounded-read.ts';
 import { replicaJsonBodyBytesMax, replicaRequestTimeoutMs } from '../core/limits.ts';
-import { epochHeader, metaHeader, sha256Hex, signHeaders, streamedBodyHash } from './auth.ts';
-import { BatchUnsupportedError, ObjectBatcher, batchPath, encodeBatch, type BatchItem, type BatchResult, type ReplicaCopy } from './batch.ts';
+import { epochHeader, metaHeader, sha256Hex, sha256HexOfParts, signHeaders, streamedBodyHash } from './auth.ts';
+import { BatchUnsupportedError, ObjectBatcher, batchPath, encodeBatchParts, type BatchItem, type BatchResult, type ReplicaCopy } from './batch.ts';
 import type {
   BucketCopy,
   DeleteCopy,
@@ -107,8 +107,10 @@ export class GatewayTarget implements ReplicaTarget {
 
   /** One batch request (batch.ts); BatchUnsupportedError from an older secondary. */
   private async sendBatch(items: BatchItem[]): Promise<BatchResult[]> {
-    const body = encodeBatch(items);
-    const res = await this.send('POST', batchPath, { contentSha256: sha256Hex(body) }, body, body.length);
+    const parts = encodeBatchParts(items);
+    let length = 0;
+    for (const part of parts) length += part.length;
+    const res = await this.send('POST', batchPath, { contentSha256: sha256HexOfParts(parts) }, parts, length);
     if (res.status === 404 || res.status === 405) throw new BatchUnsupportedError();
     const results = (this.ok(res) as { results?: unknown } | undefined)?.results;
     if (!Array.isArray(results)) throw new TargetUnavailableError('batch answer without results');
@@ -152,7 +154,7 @@ export class GatewayTarget implements ReplicaTarget {
     method: string,
     path: string,
     sign: { contentSha256: string; meta?: string; epoch?: string },
-    body: Buffer | Readable | undefined,
+    body: Buffer | readonly Buffer[] | Readable | undefined,
     length: number,
   ): Promise<Response> {
     this.sent.set(path, (this.sent.get(path) ?? 0) + 1);
@@ -167,7 +169,7 @@ export class GatewayTarget implements ReplicaTarget {
         epoch: sign.epoch ?? '',
       }),
       'content-length': String(length),
-      'content-type': Buffer.isBuffer(body) ? 'application/json' : 'application/octet-stream',
+      'content-type': Buffer.isBuffer(body) || isParts(body) ? 'application/json' : 'application/octet-stream',
     };
     if (sign.meta !== undefined) headers[metaHeader] = sign.meta;
     if (sign.epoch !== undefined) headers[epochHeader] = sign.epoch;
@@ -180,12 +182,21 @@ export class GatewayTarget implements ReplicaTarget {
       req.on('error', (err) => reject(new TargetUnavailableError(`secondary unreachable: ${err.message}`, { cause: err })));
       if (body === undefined) req.end();
       else if (Buffer.isBuffer(body)) req.end(body);
-      else {
+      else if (isParts(body)) {
+        // In one go to the socket (writev) once it is there.
+        req.cork();
+        for (const part of body) req.write(part);
+        req.end();
+      } else {
         body.on('error', (err) => req.destroy(err));
         body.pipe(req);
       }
     });
   }
+}
+
+function isParts(body: Buffer | readonly Buffer[] | Readable | undefined): body is readonly Buffer[] {
+  return Array.isArray(body);
 }
 
 function applied(json: unknown): boolean {

@@ -124,7 +124,9 @@ function encodeQEntry(entry: QEntry): Buffer {
 }
 
 function decodeQEntry(buf: Uint8Array): QEntry {
-  const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  // `length`, not byteLength: lmdb's shared buffer (getBinaryFast) is a
+  // larger array whose overridden `length` is the value's.
+  const b = Buffer.from(buf.buffer, buf.byteOffset, buf.length);
   assert(b.length >= 18 && (b.length - 18) % 4 === 0 && b[0] === replicaStateVersion, 'Q entry: unknown format');
   const kind = changeKinds[b[1] as number];
   assert(kind !== undefined, 'Q entry: unknown kind');
@@ -133,9 +135,11 @@ function decodeQEntry(buf: Uint8Array): QEntry {
   return { kind, seq: b.readDoubleBE(2), at: b.readDoubleBE(10), cover };
 }
 
-/** An entry's seq without decoding the rest (the copier's removal checks it per copy). */
+/** An entry's seq without decoding the rest (the copier's removal checks it
+ * per copy). A Buffer (what lmdb returns) is read in place: no DataView. */
 function qEntrySeq(buf: Uint8Array): number {
   assert(buf.length >= 18 && buf[0] === replicaStateVersion, 'Q entry: unknown format');
+  if (Buffer.isBuffer(buf)) return buf.readDoubleBE(2);
   return new DataView(buf.buffer, buf.byteOffset, buf.byteLength).getFloat64(2);
 }
 
@@ -190,7 +194,9 @@ export class LmdbPrimaryDurable implements PrimaryDurable {
   }
 
   qGet(qkey: string): QEntry | undefined {
-    const raw = this.q.get(qkey);
+    // lmdb's shared buffer, decoded at once (no copy): every commit of a
+    // queued key reads its entry.
+    const raw = this.q.getBinaryFast(qkey);
     return raw === undefined ? undefined : decodeQEntry(raw);
   }
 
@@ -209,7 +215,8 @@ export class LmdbPrimaryDurable implements PrimaryDurable {
     let undirtied = 0;
     await this.root.transaction(() => {
       for (const [qkey, seq] of entries) {
-        const raw = this.q.get(qkey);
+        // The shared buffer, read at once (nothing else reads in between).
+        const raw = this.q.getBinaryFast(qkey);
         if (raw === undefined || qEntrySeq(raw) !== seq) continue;
         this.q.removeSync(qkey);
         removed.add(qkey);

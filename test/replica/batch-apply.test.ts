@@ -15,6 +15,7 @@ import type { ChangeHooks } from '../../src/core/changes.ts';
 import { S3Error } from '../../src/core/errors.ts';
 import { DiskObjectStore, openMetaDb } from '../../src/objects/store.ts';
 import { objectMetaVersion, type ObjectMeta } from '../../src/objects/types.ts';
+import { BodySlabs } from '../../src/replica/copier.ts';
 import { LmdbPrimaryDurable, type QEntry } from '../../src/replica/state.ts';
 
 const cleanups: Array<() => Promise<void>> = [];
@@ -116,6 +117,52 @@ describe('DiskObjectStore.applyReplicaBatch', () => {
     expect(got?.body.toString()).toBe('small');
     expect(store.readInlineObject('b', 'missing')).toBeNull();
     expect(store.readInlineObject('nobucket', 'k')).toBeNull();
+  });
+
+  it('readInlineObject with copyBody: each body packed into the copier\'s slabs, intact after later reads', async () => {
+    const { store } = await openStore();
+    // Sizes that fill and overflow a 64 KiB slab, with distinct bytes each.
+    const bodies = [1000, 40_000, 30_000, 5, 64 * 1024].map((n, i) => Buffer.alloc(n, 97 + i));
+    await store.applyReplicaBatch(bodies.map((body, i) => ({ meta: meta(`k${i}`, body, i + 1), body })));
+    const slabs = new BodySlabs();
+    const got = bodies.map((_, i) => store.readInlineObject('b', `k${i}`, (view) => slabs.copy(view)));
+    // Every read reuses lmdb's view: a body not copied out at once would
+    // now show the last one's bytes.
+    got.forEach((g, i) => {
+      expect(g?.meta.seq).toBe(i + 1);
+      expect(g?.body.equals(bodies[i]!)).toBe(true);
+    });
+    expect(got[0]!.body.buffer).toBe(got[1]!.body.buffer); // one slab for the first two
+  });
+});
+
+describe('BodySlabs', () => {
+  it('copies a view whose length is less than its array\'s (as lmdb\'s shared buffer reports it)', () => {
+    // Its array is larger than a slab (lmdb's is 16 MiB).
+    const shared = Buffer.alloc(128 * 1024, 120);
+    Object.defineProperty(shared, 'length', { value: 3, writable: true, configurable: true });
+    const slabs = new BodySlabs();
+    const first = slabs.copy(Buffer.from('abc'));
+    const copied = slabs.copy(shared);
+    expect(copied.toString()).toBe('xxx');
+    expect(first.toString()).toBe('abc');
+  });
+});
+
+describe('LmdbPrimaryDurable reads from lmdb\'s shared buffer', () => {
+  it('qGet and qSeq decode whole entries (covers of any length), each apart from the next read', async () => {
+    const { root } = await openStore();
+    const durable = new LmdbPrimaryDurable(root);
+    const a: QEntry = { seq: 7, kind: 'put', at: 11, cover: [1, 2, 3] };
+    const b: QEntry = { seq: 9, kind: 'delete', at: 12, cover: [] };
+    await root.transaction(() => {
+      durable.qPutSync('k/b/a', a);
+      durable.qPutSync('k/b/b', b);
+    });
+    const gotA = durable.qGet('k/b/a');
+    const gotB = durable.qGet('k/b/b');
+    expect([gotA, gotB]).toEqual([a, b]);
+    expect([durable.qSeq('k/b/a'), durable.qSeq('k/b/b'), durable.qSeq('k/b/none')]).toEqual([7, 9, undefined]);
   });
 });
 

@@ -16,7 +16,8 @@ import { createGateway, type Gateway } from '../../src/gateway/server.ts';
 import { DiskObjectStore, openMetaDb } from '../../src/objects/store.ts';
 import { objectMetaVersion, type ObjectMeta } from '../../src/objects/types.ts';
 import { sha256Hex, signHeaders } from '../../src/replica/auth.ts';
-import { encodeBatch, type BatchItem } from '../../src/replica/batch.ts';
+import { encodeBatch, encodeBatchParts, type BatchItem } from '../../src/replica/batch.ts';
+import { BodySlabs } from '../../src/replica/copier.ts';
 import { GatewayTarget } from '../../src/replica/http-target.ts';
 import { createSecondaryReplication } from '../../src/replica/index.ts';
 import { encodeMetaHeader } from '../../src/replica/messages.ts';
@@ -109,6 +110,19 @@ describe('POST /_lookahead/replica/objects', () => {
     const v1 = await post(encodeV1([item('v1/a', 'one'), item('v1/b', 'two')]));
     expect(v1).toEqual({ status: 200, json: { results: [{ applied: true }, { applied: true }] } });
     expect(await Promise.all(['v2/a', 'v2/b', 'v1/a', 'v1/b'].map(stored))).toEqual(['alpha', 'beta', 'one', 'two']);
+  });
+
+  it('bodies packed in the copier\'s slabs go in parts (runs and a body of its own), signed as one body', async () => {
+    const slabs = new BodySlabs();
+    const texts = ['slab-one', 'slab-two', 'alone', 'slab-three'];
+    const items = texts.map((t, i) => {
+      const it = item(`parts/${i}`, t);
+      return i === 2 ? it : { ...it, body: slabs.copy(it.body) };
+    });
+    expect(encodeBatchParts(items).length).toBe(4); // head, run, alone, run
+    const results = await target.putObjects(items);
+    expect(results).toEqual(texts.map(() => ({ applied: true })));
+    expect(await Promise.all(texts.map((_, i) => stored(`parts/${i}`)))).toEqual(texts);
   });
 
   it('a cut, garbled or unknown-version batch is a 400 and applies none of its items', async () => {

@@ -13,9 +13,12 @@ import {
   ObjectBatcher,
   decodeBatch,
   encodeBatch,
+  encodeBatchParts,
   type BatchItem,
   type BatchResult,
 } from '../../src/replica/batch.ts';
+import { sha256Hex, sha256HexOfParts } from '../../src/replica/auth.ts';
+import { BodySlabs } from '../../src/replica/copier.ts';
 import { ReplicaProtocolError } from '../../src/replica/messages.ts';
 import { TargetRejectedError, TargetUnavailableError } from '../../src/replica/target.ts';
 
@@ -44,6 +47,38 @@ describe('batch wire format', () => {
       items.map((i) => [i.copy.epoch, i.copy.meta.key, i.copy.meta.seq, i.copy.meta.userMeta.k]),
     );
     back.forEach((b, n) => expect(b.body.equals(items[n]!.body)).toBe(true));
+  });
+
+  it('in parts: bodies packed in one slab go as one part; the parts are the batch body, and hash as it', () => {
+    const slabs = new BodySlabs();
+    const packed = ['alpha', '', 'beta', 'gamma'].map((t, i) => item(`p${i}`, slabs.copy(Buffer.from(t))));
+    const parts = encodeBatchParts(packed);
+    expect(parts.length).toBe(2); // the head, then one run of the three non-empty bodies
+    expect(parts[1]!.toString()).toBe('alphabetagamma');
+    const whole = Buffer.concat(parts);
+    expect(whole.equals(encodeBatch(packed))).toBe(true);
+    expect(sha256HexOfParts(parts)).toBe(sha256Hex(whole));
+    expect(decodeBatch(whole).map((i) => i.body.toString())).toEqual(['alpha', '', 'beta', 'gamma']);
+  });
+
+  it('in parts: bodies in buffers of their own (not adjacent) stay apart, and past 8 runs are gathered', () => {
+    const slabs = new BodySlabs();
+    // A slab's body, then one of its own, then the slab again: three runs.
+    const few = [item('a', slabs.copy(Buffer.from('one'))), item('b', Buffer.from('two')), item('c', slabs.copy(Buffer.from('three')))];
+    const fewParts = encodeBatchParts(few);
+    expect(fewParts.slice(1).map((p) => p.toString())).toEqual(['one', 'two', 'three']);
+    expect(decodeBatch(Buffer.concat(fewParts)).map((i) => i.body.toString())).toEqual(['one', 'two', 'three']);
+    // Same slab, not adjacent (a body between them left out): two runs.
+    const [x, skipped, z] = ['x-body', 'skipped', 'z-body'].map((t) => slabs.copy(Buffer.from(t)));
+    expect(skipped!.toString()).toBe('skipped');
+    const gap = [item('x', x!), item('z', z!)];
+    expect(encodeBatchParts(gap).slice(1).map((p) => p.toString())).toEqual(['x-body', 'z-body']);
+    expect(decodeBatch(Buffer.concat(encodeBatchParts(gap))).map((i) => i.body.toString())).toEqual(['x-body', 'z-body']);
+    const many = Array.from({ length: 9 }, (_, i) => item(`m${i}`, Buffer.from(`body-${i}`)));
+    const manyParts = encodeBatchParts(many);
+    expect(manyParts.length).toBe(2);
+    expect(Buffer.concat(manyParts).equals(encodeBatch(many))).toBe(true);
+    expect(sha256HexOfParts(manyParts)).toBe(sha256Hex(encodeBatch(many)));
   });
 
   it('refuses trailing bytes, cut bodies, too many items and a garbled head', () => {

@@ -180,10 +180,11 @@ export class SimObjectStore implements ObjectStore {
   }
 
   /** Every body here is in memory: the copier's batch path. */
-  readInlineObject(bucket: string, key: string): ReplicaBody | null {
+  readInlineObject(bucket: string, key: string, copyBody?: (view: Buffer) => Buffer): ReplicaBody | null {
     if (!this.disk.buckets.has(bucket)) return null;
     const found = this.disk.objects.get(objectId(bucket, key));
-    return found === undefined ? null : { meta: found.meta, body: found.body };
+    if (found === undefined) return null;
+    return { meta: found.meta, body: copyBody === undefined ? found.body : copyBody(found.body) };
   }
 
   async headObject(bucket: string, key: string): Promise<ObjectMeta> {
