@@ -24,6 +24,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
+import { PerformanceObserver } from 'node:perf_hooks';
 
 const here = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -117,6 +118,15 @@ function mainThreadCpuUs(): number {
   }
 }
 
+/** GC pause time so far, in µs (every site shares this process's heap:
+ * a run's delta is mostly its own garbage, plus what earlier runs left). */
+let gcUs = 0;
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) gcUs += e.duration * 1000;
+}).observe({ entryTypes: ['gc'] });
+/** GC µs per PUT of each run, by site label. */
+const gcPerPut = new Map<string, number[]>();
+
 /** Main-thread µs per object of the last drain run, by site label. */
 const drainMain = new Map<string, number[]>();
 
@@ -128,6 +138,7 @@ async function run(site: Awaited<ReturnType<typeof open>>, prefix: string, puts:
   const gated = !site.gate.open;
   let c0 = process.cpuUsage();
   let m0 = mainThreadCpuUs();
+  const g0 = gcUs;
   const worker = async () => {
     while (next < puts) await site.store.putObject(input(prefix, `obj-${String(next++).padStart(8, '0')}`, body));
   };
@@ -141,6 +152,7 @@ async function run(site: Awaited<ReturnType<typeof open>>, prefix: string, puts:
   }
   for (let i = 0; drain && i < 2000 && site.queueDepth() > 0; i++) await new Promise((r) => setTimeout(r, 5));
   const c = process.cpuUsage(c0);
+  if (label !== '') (gcPerPut.get(label) ?? gcPerPut.set(label, []).get(label)!).push((gcUs - g0) / puts);
   if (gated) {
     site.gate.open = false;
     if (label !== '') (drainMain.get(label) ?? drainMain.set(label, []).get(label)!).push((mainThreadCpuUs() - m0) / puts);
@@ -190,6 +202,7 @@ async function main(): Promise<void> {
       const extra = main ? ` (the drain alone; main thread ${med(main).toFixed(1)})` : ` (+${(med(v) - single).toFixed(1)})`;
       console.log(`  ${k}: ${med(v).toFixed(1)}${extra}`);
     }
+    for (const [k, v] of gcPerPut) console.log(`  GC pauses, ${k}: ${med(v).toFixed(1)} µs/PUT`);
     for (const [, site] of sites) await site.close();
   } finally {
     rmSync(root, { recursive: true, force: true });
