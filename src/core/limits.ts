@@ -104,8 +104,14 @@ export const replicaJsonBodyBytesMax = 64 * 1024 ** 2;
 /** Copies of objects up to this size travel in batches (replica/batch.ts);
  * the inline body limit (64 KiB): bodies this small are held in memory anyway. */
 export const replicaBatchObjectBytesMax = 64 * 1024;
-/** Copies in one batch request. */
-export const replicaBatchObjectsMax = 64;
+/** Copies in one batch request, at most: what a secondary accepts and says
+ * it accepts (SessionInfo.batchObjectsMax). A batch request costs the
+ * secondary ~1.4 ms of CPU besides its copies (its transaction, the request):
+ * at 64 copies a 4 KiB copy cost it 47.7 µs, at 256 30.7 µs, at 512 30.0 µs
+ * (`npx tsx bench/secondary-apply.ts --per-batch N`). */
+export const replicaBatchObjectsMax = 256;
+/** What secondaries that do not say (versions before the above) accept. */
+export const replicaBatchObjectsLegacyMax = 64;
 /** Bytes of one batch request (metas and bodies; bodies fill half at most). */
 export const replicaBatchBytesMax = 4 * 1024 ** 2;
 /** Batch requests in flight to one secondary; copies beyond wait for the next. */
@@ -142,10 +148,11 @@ export const copyDeferPollMs = 25;
 /** Small committed versions the primary keeps in memory for its copier
  * (replica/primary.ts), so a queued PUT is copied without reading its meta
  * and body back from lmdb; past it the copier reads them back. Sized for
- * the copier's steady-state window (replicaBatchInFlightMax batches of
- * replicaBatchObjectsMax plus a batch gap of writes: ~800 4 KiB copies): a
- * backlog held in memory costs more in GC than its reads save (measured with
- * 32 MiB, bench/primary-hooks-cpu.ts held mode). */
+ * the copier's steady-state window at 64 copies a batch
+ * (replicaBatchInFlightMax batches plus a batch gap of writes: ~800 4 KiB
+ * copies; with 256 a batch the window is larger and more copies are read
+ * back): a backlog held in memory costs more in GC than its reads save
+ * (measured with 32 MiB, bench/primary-hooks-cpu.ts held mode). */
 export const heldCopiesBytesMax = 4 * 1024 ** 2;
 /** Location names the primary remembers the id of (replica/primary.ts
  * coverIds): every write looks up its key and each ancestor prefix, and the

@@ -188,6 +188,8 @@ export class ObjectBatcher {
     private readonly sendBatch: (items: BatchItem[]) => Promise<BatchResult[]>,
     /** One copy in a request of its own: for the items of a batch S refused whole. */
     private readonly sendOne?: (item: BatchItem) => Promise<boolean>,
+    /** Items per batch: what S accepts (ReplicaTarget.batchObjectsMax). */
+    private readonly itemsMax: () => number = () => replicaBatchObjectsMax,
   ) {}
 
   /** Whether this copy goes through a batch (else: a single request). */
@@ -216,7 +218,8 @@ export class ObjectBatcher {
     while (this.inFlight < replicaBatchInFlightMax && this.queue.length > 0) {
       const batch: Pending[] = [];
       let bytes = 0;
-      while (this.queue.length > 0 && batch.length < replicaBatchObjectsMax) {
+      const itemsMax = this.itemsMax();
+      while (this.queue.length > 0 && batch.length < itemsMax) {
         const next = this.queue[0]!;
         // Bodies fill half a batch at most: the other half is for the metas.
         if (batch.length > 0 && bytes + next.item.body.length > replicaBatchBytesMax / 2) break;

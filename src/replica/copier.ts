@@ -13,7 +13,7 @@ import {
   replicaBatchGapMs,
   replicaBatchInFlightMax,
   replicaBatchObjectBytesMax,
-  replicaBatchObjectsMax,
+  replicaBatchObjectsLegacyMax,
 } from '../core/limits.ts';
 import type { ObjectStore, ReplicaBody } from '../objects/types.ts';
 import { parseLocationName } from '../predict/locations.ts';
@@ -243,8 +243,13 @@ export class Copier {
    * under load, fewer and fuller requests. */
   private batchWanted(): boolean {
     if (this.ready.size === 0 || this.batchesInFlight >= replicaBatchInFlightMax) return false;
-    if (this.ready.size >= replicaBatchObjectsMax) return true;
+    if (this.ready.size >= this.batchItemsMax()) return true;
     return this.batchesInFlight === 0 && this.options.clock.now() >= this.partialBatchAt();
+  }
+
+  /** Copies per batch request: what S accepts (older secondaries: 64). */
+  private batchItemsMax(): number {
+    return this.options.target.batchObjectsMax?.() ?? replicaBatchObjectsLegacyMax;
   }
 
   private partialBatchAt(): number {
@@ -281,8 +286,9 @@ export class Copier {
     const copyBody = (view: Buffer) => slabs.copy(view);
     let bytes = 0;
     let looked = 0;
+    const itemsMax = this.batchItemsMax();
     for (const qkey of this.ready) {
-      if (batch.length >= replicaBatchObjectsMax || looked >= replicaBatchObjectsMax * 2) break;
+      if (batch.length >= itemsMax || looked >= itemsMax * 2) break;
       looked++;
       this.ready.delete(qkey);
       const pending = this.readSmall(store, qkey, copyBody);

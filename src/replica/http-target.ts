@@ -6,7 +6,7 @@ import http from 'node:http';
 import { Readable } from 'node:stream';
 import type { Clock } from '../core/clock.ts';
 import { readBounded } from '../core/bounded-read.ts';
-import { replicaJsonBodyBytesMax, replicaRequestTimeoutMs } from '../core/limits.ts';
+import { replicaBatchObjectsLegacyMax, replicaBatchObjectsMax, replicaJsonBodyBytesMax, replicaRequestTimeoutMs } from '../core/limits.ts';
 import { epochHeader, metaHeader, sha256Hex, sha256HexOfParts, signHeaders, streamedBodyHash } from './auth.ts';
 import { BatchUnsupportedError, ObjectBatcher, batchPath, encodeBatchParts, type BatchItem, type BatchResult, type ReplicaCopy } from './batch.ts';
 import type {
@@ -46,10 +46,13 @@ export class GatewayTarget implements ReplicaTarget {
   readonly sent = new Map<string, number>();
   /** The secondary has no batch route (an older version). */
   private batchUnsupported = false;
+  /** Copies per batch request: what S said when the session opened. */
+  private batchMax = replicaBatchObjectsLegacyMax;
   /** Small copies go out many to a request (batch.ts). */
   private readonly batcher = new ObjectBatcher(
     (items) => this.sendBatch(items),
     (item) => this.putOne(item.copy, Readable.from([item.body], { objectMode: false })),
+    () => this.batchMax,
   );
 
   constructor(private readonly options: GatewayTargetOptions) {
@@ -59,7 +62,14 @@ export class GatewayTarget implements ReplicaTarget {
   }
 
   async openSession(from: string, epoch: number): Promise<SessionInfo> {
-    return decodeSessionInfo(this.ok(await this.json('POST', '/session', { from, epoch })));
+    const info = decodeSessionInfo(this.ok(await this.json('POST', '/session', { from, epoch })));
+    // Never more than we would accept ourselves, nor less than one.
+    this.batchMax = Math.max(1, Math.min(info.batchObjectsMax ?? replicaBatchObjectsLegacyMax, replicaBatchObjectsMax));
+    return info;
+  }
+
+  batchObjectsMax(): number {
+    return this.batchMax;
   }
 
   async applyRecord(message: RecordMessage): Promise<RecordAck> {

@@ -48,6 +48,9 @@ export interface SessionInfo {
   session: number;
   lastMsgId: number;
   entries: LocationEntry[];
+  /** Copies S accepts in one batch request; absent from older secondaries
+   * (replicaBatchObjectsLegacyMax then). */
+  batchObjectsMax?: number;
 }
 
 /** An object copy (claims 3, 23): the body travels beside it, streamed. */
@@ -154,6 +157,7 @@ export function decodeSessionInfo(json: unknown): SessionInfo {
     lastMsgId: uint(json.lastMsgId, 'lastMsgId'),
     // R holds at most recordEntriesMax entries (invariant 4).
     entries: entries(json.entries, 'entries', recordEntriesMax),
+    ...(json.batchObjectsMax === undefined ? {} : { batchObjectsMax: uint(json.batchObjectsMax, 'batchObjectsMax') }),
   };
 }
 

@@ -7,6 +7,7 @@ import { Readable } from 'node:stream';
 import type { ChangeHooks, ChangeIntent } from '../core/changes.ts';
 import type { Clock } from '../core/clock.ts';
 import { NotPrimaryError, S3Error } from '../core/errors.ts';
+import { replicaBatchObjectsMax } from '../core/limits.ts';
 import type { ObjectStore, ReplicaBody } from '../objects/types.ts';
 import type { BatchResult, ReplicaCopy } from './batch.ts';
 import { GenerationalRecord } from '../predict/record.ts';
@@ -92,6 +93,7 @@ export class SecondaryService {
         session: next.session,
         lastMsgId: next.lastMsgId,
         entries: this.entries(),
+        batchObjectsMax: replicaBatchObjectsMax,
       };
     });
   }

@@ -37,6 +37,9 @@ export interface ReplicaTarget {
    * unreachable peer). Optional: the copier sends one by one without it.
    */
   putObjects?(items: ReplicaCopy[]): Promise<BatchResult[]>;
+  /** Items putObjects sends in one request at most (what S said it
+   * accepts, learnt when the session opened). */
+  batchObjectsMax?(): number;
   /** Deletes with a tombstone at seq; false when S held a newer seq. */
   deleteObject(copy: DeleteCopy): Promise<boolean>;
   /** Creates (exists) or deletes the bucket on S. */

@@ -11,6 +11,7 @@ import type { RootDatabase } from 'lmdb';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/core/clock.ts';
+import { replicaBatchObjectsLegacyMax, replicaBatchObjectsMax } from '../../src/core/limits.ts';
 import { StaticCredentials } from '../../src/gateway/credentials.ts';
 import { createGateway, type Gateway } from '../../src/gateway/server.ts';
 import { DiskObjectStore, openMetaDb } from '../../src/objects/store.ts';
@@ -104,6 +105,19 @@ async function stored(key: string): Promise<string | undefined> {
 }
 
 describe('POST /_lookahead/replica/objects', () => {
+  it('the secondary says how many copies a batch may carry, and the target adopts it; that many apply in one request', async () => {
+    expect(target.batchObjectsMax()).toBe(replicaBatchObjectsMax);
+    const items = Array.from({ length: replicaBatchObjectsMax }, (_, i) => item(`max/k${i}`, `body ${i}`));
+    const results = await target.putObjects(items);
+    expect(results.every((r) => 'applied' in r && r.applied)).toBe(true);
+    expect(await stored(`max/k${replicaBatchObjectsMax - 1}`)).toBe(`body ${replicaBatchObjectsMax - 1}`);
+  });
+
+  it('a target that has not opened a session yet (or an older secondary) sends 64 a batch', () => {
+    const fresh = new GatewayTarget({ url: endpoint, secret, clock: systemClock });
+    expect(fresh.batchObjectsMax()).toBe(replicaBatchObjectsLegacyMax);
+  });
+
   it('applies the current format and an older primary\'s version-1 batches', async () => {
     const results = await target.putObjects([item('v2/a', 'alpha'), item('v2/b', 'beta')]);
     expect(results).toEqual([{ applied: true }, { applied: true }]);

@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { RootDatabase } from 'lmdb';
 import type { ChangeHooks, CommittedChange } from '../../src/core/changes.ts';
 import { seededRandom, systemClock } from '../../src/core/clock.ts';
-import { inlineBodyBytesMax } from '../../src/core/limits.ts';
+import { inlineBodyBytesMax, replicaBatchObjectsLegacyMax } from '../../src/core/limits.ts';
 import { DiskObjectStore, openMetaDb } from '../../src/objects/store.ts';
 import type { ObjectMeta } from '../../src/objects/types.ts';
 import type { ReplicaCopy } from '../../src/replica/batch.ts';
@@ -166,5 +166,60 @@ describe('held copies (the committed version handed to the copier)', () => {
     primary.stop();
     expect(opened.durable.qCount()).toBe(0);
     expect(sent.map((c) => [c.body.toString(), c.copy.meta.seq])).toEqual([['one', one.seq]]);
+  });
+});
+
+describe('batch size', () => {
+  /** A primary over the real store whose target holds every batch until
+   * all writes are in: the ready copies pile up behind the first batches. */
+  async function backlog(writes: number, limit: number | undefined) {
+    const clock = new VirtualClock();
+    const sizes: number[] = [];
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const target: ReplicaTarget = {
+      openSession: async () => ({ v: replicaWireVersion, epoch: 1, session: 1, lastMsgId: 0, entries: [] }),
+      applyRecord: async (m) => ({ v: replicaWireVersion, msgId: m.msgId, duplicate: false, recordSize: m.add.length }),
+      putObject: async () => true,
+      putObjects: async (items) => {
+        sizes.push(items.length);
+        await gate;
+        return items.map(() => ({ applied: true }));
+      },
+      ...(limit === undefined ? {} : { batchObjectsMax: () => limit }),
+      deleteObject: async () => true,
+      putBucket: async () => {},
+      health: async () => ({ v: replicaWireVersion, role: 'secondary', epoch: 1 }) as never,
+      close: async () => {},
+    };
+    let primary: PrimaryReplicator | undefined;
+    const opened = await openStore({ admit: (c) => primary!.admit(c), committed: (c) => primary!.committed(c), aborted: (c) => primary!.aborted(c) });
+    const config = { ...defaultPrimaryConfig, site: 'p', copyPriority: 'eager' as const };
+    primary = new PrimaryReplicator({ durable: opened.durable, target, clock, random: seededRandom(1), config });
+    await primary.start(opened.store);
+    await opened.store.createBucket('b', 'us-east-1');
+    for (let i = 0; i < writes; i++) await put(opened.store, `d/k${i}`, `body ${i}`);
+    const flushAll = async () => {
+      for (let i = 0; i < 5; i++) {
+        await opened.durable.committed();
+        await new Promise<void>((r) => setImmediate(r));
+      }
+    };
+    open();
+    for (let i = 0; i < 200 && opened.durable.qCount() > 0; i++) await clock.advance(1000, flushAll);
+    primary.stop();
+    expect(opened.durable.qCount()).toBe(0);
+    return sizes;
+  }
+
+  it('a batch carries at most what the secondary said it accepts', { timeout: 15_000 }, async () => {
+    const sizes = await backlog(10, 3);
+    expect(Math.max(...sizes)).toBe(3);
+    expect(sizes.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(10);
+  });
+
+  it('a secondary that does not say (an older version) gets at most 64 a batch', { timeout: 15_000 }, async () => {
+    const sizes = await backlog(replicaBatchObjectsLegacyMax + 6, undefined);
+    expect(Math.max(...sizes)).toBe(replicaBatchObjectsLegacyMax);
   });
 });
