@@ -111,6 +111,7 @@ async function onRun(p: Pair, prefix: string, seconds: number): Promise<Workload
   const m0 = mainThreadCpuMicros(p.primary.pid);
   const on = await put(p.client, prefix, seconds, p.primary.pid);
   push(p.rows, 'onRunMain', (mainThreadCpuMicros(p.primary.pid) - m0) / on.ops);
+  push(p.rows, 'secondaryRun', (processCpuMicros(p.secondary.pid) - s0) / on.ops);
   const drained = await drain(p.client);
   push(p.rows, 'on', (processCpuMicros(p.primary.pid) - p0) / on.ops);
   push(p.rows, 'onRun', on.serverCpuUsPerOp);
@@ -118,7 +119,7 @@ async function onRun(p: Pair, prefix: string, seconds: number): Promise<Workload
   console.log(
     `  ${p.name} on: ${on.ops} PUTs, ${on.opsPerSec.toFixed(0)} ops/s, primary ${p.rows.on!.at(-1)!.toFixed(0)} µs/PUT ` +
       `(${on.serverCpuUsPerOp.toFixed(0)} during the run, main thread ${p.rows.onRunMain!.at(-1)!.toFixed(0)}), ` +
-      `secondary ${p.rows.secondary!.at(-1)!.toFixed(0)}; drained ${drained.toFixed(2)} s after`,
+      `secondary ${p.rows.secondary!.at(-1)!.toFixed(0)} (${p.rows.secondaryRun!.at(-1)!.toFixed(0)} during the run); drained ${drained.toFixed(2)} s after`,
   );
   return on;
 }
