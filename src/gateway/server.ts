@@ -3,6 +3,8 @@
 //
 // S3 responses are written straight to node's response (ctx.respond = false):
 // koa's body heuristics (content types, 204 for empty bodies) are not S3's.
+// Routers may also offer hot routes of theirs (the inter-site batch of
+// replica copies) for serving without koa: see DirectRoute.
 
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
@@ -37,6 +39,29 @@ import { XmlCodec } from './xml.ts';
 import type { ReadVerification } from '../objects/verify-read.ts';
 import type { ClientLoad } from './client-load.ts';
 
+/** A JSON answer of a direct route. */
+export interface DirectReply {
+  status: number;
+  body: unknown;
+}
+
+/**
+ * A route served straight from node's server, without koa's context and
+ * compose chain (their fixed cost per request showed in the secondary's
+ * CPU per replicated batch). Matched by method and exact path (query
+ * ignored); `serve` authenticates and answers, and what it throws is
+ * answered as koa's internal routes answer it (S3 error XML).
+ */
+export interface DirectRoute {
+  method: string;
+  path: string;
+  serve(req: http.IncomingMessage): Promise<DirectReply>;
+}
+
+/** A koa router whose routes are partly also offered as direct routes
+ * (they must answer the same as the router would). */
+export type ExtraRouter = Router & { directRoutes?: readonly DirectRoute[] };
+
 export interface GatewayOptions {
   store: ObjectStore;
   credentials: CredentialLookup;
@@ -47,7 +72,7 @@ export interface GatewayOptions {
   anonymousReadBuckets?: string[];
   logger: Logger;
   /** Mounted before S3 dispatch, for /_lookahead/* routes. */
-  extraRouters?: Router[];
+  extraRouters?: ExtraRouter[];
   /** Health answers 200 only once this says so (default: always ready). */
   isReady?: () => boolean;
   clock?: Clock;
@@ -136,6 +161,8 @@ class GatewayServer implements Gateway {
   /** Sockets whose errors directServe logs (one listener per connection). */
   private readonly watchedSockets = new WeakSet<Socket>();
   private readonly metrics?: GatewayMetrics;
+  /** Direct routes by "METHOD path". */
+  private readonly directRoutes = new Map<string, DirectRoute>();
 
   constructor(private readonly options: GatewayOptions) {
     this.anonymous = new Set(options.anonymousReadBuckets ?? []);
@@ -161,6 +188,7 @@ class GatewayServer implements Gateway {
     for (const router of options.extraRouters ?? []) {
       this.app.use(router.routes());
       this.app.use(router.allowedMethods());
+      for (const route of router.directRoutes ?? []) this.directRoutes.set(`${route.method} ${route.path}`, route);
     }
   }
 
@@ -192,16 +220,50 @@ class GatewayServer implements Gateway {
    */
   private directServe(req: http.IncomingMessage, res: http.ServerResponse): void {
     const requestId = this.stampIds(res);
-    const socket = req.socket;
-    if (!this.watchedSockets.has(socket)) {
-      this.watchedSockets.add(socket);
-      socket.on('error', (err) => this.connectionError(err));
-    }
+    this.watchSocket(req.socket);
     this.s3(req, res, requestId).catch((err: unknown) => {
       // serveS3 answers every failure itself; this is our own bug.
       this.options.logger.error({ err, requestId }, 'S3 request failed outside its handler');
       res.destroy();
     });
+  }
+
+  /** The direct route for this internal request, if one is offered. */
+  private directRoute(req: http.IncomingMessage): DirectRoute | undefined {
+    if (this.directRoutes.size === 0) return undefined;
+    return this.directRoutes.get(`${req.method ?? 'GET'} ${splitUrl(req.url ?? '/').rawPath}`);
+  }
+
+  /** A direct route's request: the ids, 100-continue and error answers of
+   * internal() and the JSON answer koa would write for `ctx.body = {...}`. */
+  private serveDirect(route: DirectRoute, req: http.IncomingMessage, res: http.ServerResponse): void {
+    const requestId = this.stampIds(res);
+    this.watchSocket(req.socket);
+    // These routes authenticate themselves, after reading: let the body come.
+    if (this.awaitingContinue.delete(req)) res.writeContinue();
+    route
+      .serve(req)
+      .then(
+        (reply) => {
+          const body = JSON.stringify(reply.body);
+          const headers: Record<string, string | number> = { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) };
+          // An unread body would be parsed as the next request: close instead.
+          if (!req.complete) headers.connection = 'close';
+          res.writeHead(reply.status, headers);
+          res.end(body);
+        },
+        (err: unknown) => this.fail(req, res, err, requestId),
+      )
+      .catch((err: unknown) => {
+        this.options.logger.warn({ err, requestId }, 'could not write internal response');
+        res.destroy();
+      });
+  }
+
+  private watchSocket(socket: Socket): void {
+    if (this.watchedSockets.has(socket)) return;
+    this.watchedSockets.add(socket);
+    socket.on('error', (err) => this.connectionError(err));
   }
 
   private healthRouter(): Router {
@@ -342,8 +404,10 @@ class GatewayServer implements Gateway {
   listen(host: string, port: number): Promise<{ server: http.Server; port: number }> {
     const koaHandler = this.app.callback();
     const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
-      if (this.isInternal(req)) void koaHandler(req, res);
-      else this.directServe(req, res);
+      if (!this.isInternal(req)) return this.directServe(req, res);
+      const route = this.directRoute(req);
+      if (route) this.serveDirect(route, req, res);
+      else void koaHandler(req, res);
     };
     const serverOptions: http.ServerOptions = {
       keepAlive: true,

@@ -135,7 +135,13 @@ export function bucketEnd(bucket: string): Buffer {
 }
 
 export function objectKey(bucket: string, key: string): Buffer {
-  return Buffer.concat([bucketBase(bucket), Buffer.from(key, 'utf8')]);
+  // One allocation (replica batches build one per copy, PUTs several).
+  const b = Buffer.byteLength(bucket, 'utf8');
+  const out = Buffer.allocUnsafe(b + 1 + Buffer.byteLength(key, 'utf8'));
+  out.write(bucket, 0, 'utf8');
+  out[b] = 0;
+  out.write(key, b + 1, 'utf8');
+  return out;
 }
 
 export function uploadKey(bucket: string, key: string, uploadId: string): Buffer {
