@@ -6,7 +6,7 @@
 // replication` S shares the cores with P and the client, so every
 // microsecond here is taken from the primary's writes.
 //
-//   npx tsx bench/secondary-apply.ts [--batches 400] [--size 4096] [--per-batch 64]
+//   npx tsx bench/secondary-apply.ts [--batches 400] [--size 4096] [--per-batch 256]
 //        [--in-flight 2] [--dir /dev/shm] [--rounds 3] [--warm-up 300]
 //
 // --dir /dev/shm (the default) leaves fsync out: what remains is CPU. Each
@@ -29,7 +29,7 @@ const { values } = parseArgs({
   options: {
     batches: { type: 'string', default: '400' },
     size: { type: 'string', default: '4096' },
-    'per-batch': { type: 'string', default: '64' },
+    'per-batch': { type: 'string', default: '256' },
     'in-flight': { type: 'string', default: '2' },
     dir: { type: 'string', default: '/dev/shm' },
     rounds: { type: 'string', default: '3' },
