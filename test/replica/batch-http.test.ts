@@ -3,51 +3,31 @@
 // batch that is cut, garbled, of an unknown version or not what was signed
 // is refused whole and changes nothing on disk.
 
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { RootDatabase } from 'lmdb';
-import pino from 'pino';
+import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/core/clock.ts';
 import { replicaBatchObjectsLegacyMax, replicaBatchObjectsMax } from '../../src/core/limits.ts';
-import { StaticCredentials } from '../../src/gateway/credentials.ts';
-import { createGateway, type Gateway } from '../../src/gateway/server.ts';
-import { DiskObjectStore, openMetaDb } from '../../src/objects/store.ts';
-import { objectMetaVersion, type ObjectMeta } from '../../src/objects/types.ts';
+import type { DiskObjectStore } from '../../src/objects/store.ts';
 import { sha256Hex, signHeaders } from '../../src/replica/auth.ts';
 import { encodeBatch, encodeBatchParts, type BatchItem } from '../../src/replica/batch.ts';
 import { BodySlabs } from '../../src/replica/copier.ts';
 import { GatewayTarget } from '../../src/replica/http-target.ts';
-import { createSecondaryReplication } from '../../src/replica/index.ts';
+import { copyItem, openSecondaryGateway, type SecondaryGateway } from '../helpers/secondary-gateway.ts';
 import { encodeMetaHeader } from '../../src/replica/messages.ts';
 
 const secret = randomBytes(16).toString('hex');
 const bucket = 'batches';
-let dir: string;
-let root: RootDatabase;
+let site: SecondaryGateway;
 let store: DiskObjectStore;
-let gateway: Gateway;
 let endpoint: string;
 let target: GatewayTarget;
 let epoch: number;
 let seq = 1_000;
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'lookahead-batch-http-'));
-  root = openMetaDb(dir);
-  const repl = createSecondaryReplication({ root, clock: systemClock, replicationSecret: secret });
-  store = await DiskObjectStore.open({ dataDir: dir, db: root, hooks: repl.hooks });
-  await repl.start(store);
-  gateway = createGateway({
-    store,
-    credentials: new StaticCredentials([{ accessKeyId: 'LABATCHTESTKEY000001', secretAccessKey: 'batch-test-secret-0123456789abcdefghij' }]),
-    region: 'us-east-1',
-    logger: pino({ level: 'silent' }),
-    extraRouters: [repl.router],
-  });
-  endpoint = `http://127.0.0.1:${(await gateway.listen('127.0.0.1', 0)).port}`;
+  site = await openSecondaryGateway('batch-http', secret);
+  store = site.store;
+  endpoint = `http://127.0.0.1:${(await site.gateway.listen('127.0.0.1', 0)).port}`;
   target = new GatewayTarget({ url: endpoint, secret, clock: systemClock });
   epoch = (await target.openSession('test', 1)).epoch;
   await target.putBucket({ epoch, bucket, exists: true, region: 'us-east-1', seq: 1 });
@@ -55,28 +35,11 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await target?.close();
-  await gateway?.close();
-  await store?.close();
-  await root?.close();
-  if (dir) await rm(dir, { recursive: true, force: true });
+  await site?.close();
 });
 
 function item(key: string, text: string): BatchItem {
-  const body = Buffer.from(text);
-  const meta: ObjectMeta = {
-    v: objectMetaVersion,
-    bucket,
-    key,
-    size: body.length,
-    etag: createHash('md5').update(body).digest('hex'),
-    lastModified: 1,
-    seq: seq++,
-    headers: { contentType: 'text/plain' },
-    userMeta: {},
-    tags: {},
-    blobs: [],
-  };
-  return { copy: { epoch, meta }, body };
+  return copyItem({ bucket, key, text, epoch, seq: seq++ });
 }
 
 /** The version-1 encoding an older primary sends (metas as header strings). */

@@ -5,31 +5,23 @@
 // signature, a body that is not the one signed, a cut batch, a fenced
 // sender, an unknown path and a wrong method.
 
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { RootDatabase } from 'lmdb';
-import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/core/clock.ts';
-import { StaticCredentials } from '../../src/gateway/credentials.ts';
-import { createGateway, type Gateway } from '../../src/gateway/server.ts';
-import { DiskObjectStore, openMetaDb } from '../../src/objects/store.ts';
-import { objectMetaVersion, type ObjectMeta } from '../../src/objects/types.ts';
+import type { Gateway } from '../../src/gateway/server.ts';
+import type { DiskObjectStore } from '../../src/objects/store.ts';
 import { sha256Hex, signHeaders } from '../../src/replica/auth.ts';
 import { encodeBatch, type BatchItem } from '../../src/replica/batch.ts';
 import { GatewayTarget } from '../../src/replica/http-target.ts';
-import { createSecondaryReplication } from '../../src/replica/index.ts';
+import { copyItem, openSecondaryGateway, type SecondaryGateway } from '../helpers/secondary-gateway.ts';
 
 const secret = randomBytes(16).toString('hex');
 const bucket = 'direct';
 /** The session's epoch: copies of an older one are fenced. */
 const epoch = 3;
-let dir: string;
-let root: RootDatabase;
+let site: SecondaryGateway;
 let store: DiskObjectStore;
 let gateway: Gateway;
 /** Served by gateway.listen: replica routes go past koa. */
@@ -42,18 +34,8 @@ let koaRequests = 0;
 let seq = 1_000;
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'lookahead-direct-route-'));
-  root = openMetaDb(dir);
-  const repl = createSecondaryReplication({ root, clock: systemClock, replicationSecret: secret });
-  store = await DiskObjectStore.open({ dataDir: dir, db: root, hooks: repl.hooks });
-  await repl.start(store);
-  gateway = createGateway({
-    store,
-    credentials: new StaticCredentials([{ accessKeyId: 'LADIRECTTESTKEY00001', secretAccessKey: 'direct-test-secret-0123456789abcdefghij' }]),
-    region: 'us-east-1',
-    logger: pino({ level: 'silent' }),
-    extraRouters: [repl.router],
-  });
+  site = await openSecondaryGateway('direct-route', secret);
+  ({ store, gateway } = site);
   gateway.app.middleware.unshift(async (_ctx, next) => {
     koaRequests++;
     await next();
@@ -70,28 +52,11 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await new Promise<void>((resolve) => (koaServer ? koaServer.close(() => resolve()) : resolve()));
-  await gateway?.close();
-  await store?.close();
-  await root?.close();
-  if (dir) await rm(dir, { recursive: true, force: true });
+  await site?.close();
 });
 
 function item(key: string, text: string, at = epoch): BatchItem {
-  const body = Buffer.from(text);
-  const meta: ObjectMeta = {
-    v: objectMetaVersion,
-    bucket,
-    key,
-    size: body.length,
-    etag: createHash('md5').update(body).digest('hex'),
-    lastModified: 1,
-    seq: seq++,
-    headers: { contentType: 'text/plain' },
-    userMeta: {},
-    tags: {},
-    blobs: [],
-  };
-  return { copy: { epoch: at, meta }, body };
+  return copyItem({ bucket, key, text, epoch: at, seq: seq++ });
 }
 
 interface Answer {
