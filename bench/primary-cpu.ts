@@ -15,6 +15,7 @@
 //
 //   flock /tmp/bench.lock env TMPDIR=/dev/shm npx tsx bench/primary-cpu.ts [--seconds 4] [--rounds 3]
 //     [--phases single,held,on] [--compare OTHER_CHECKOUT] [--primary-args "--copy-priority eager"]
+//     [--compare-primary-args "..."]
 //
 // --compare starts a second primary (with its own secondary, this
 // checkout's) from another checkout's src/main.ts and measures it in the same
@@ -151,8 +152,15 @@ async function main(): Promise<void> {
   // --compare DIR: a second primary running DIR's code (another checkout),
   // measured in the same rounds (alternating), for a same-run A/B.
   // --primary-args "..." : extra serve flags for every primary (e.g. "--copy-priority eager").
-  const primaryArgsAt = process.argv.indexOf('--primary-args');
-  const primaryArgs = primaryArgsAt >= 0 ? process.argv[primaryArgsAt + 1]!.split(/\s+/).filter(Boolean) : [];
+  const flags = (name: string): string[] => {
+    const at = process.argv.indexOf(name);
+    return at >= 0 ? process.argv[at + 1]!.split(/\s+/).filter(Boolean) : [];
+  };
+  // --compare-primary-args: the compared primary's own (default: --primary-args);
+  // `--compare . --compare-primary-args "--copy-priority eager"` compares two settings.
+  const primaryArgs = flags('--primary-args');
+  const argsOf = (name: string): string[] =>
+    name === 'compare' && process.argv.includes('--compare-primary-args') ? flags('--compare-primary-args') : primaryArgs;
   const compareAt = process.argv.indexOf('--compare');
   const mains: Array<[string, string]> = [['this', 'src/main.ts']];
   if (compareAt >= 0) mains.push(['compare', path.resolve(process.argv[compareAt + 1]!, 'src/main.ts')]);
@@ -170,7 +178,7 @@ async function main(): Promise<void> {
     const pairs: Pair[] = [];
     for (const [name, main] of mains) {
       const secondary = await start(`${name}-secondary`, 'src/main.ts', ['--role', 'secondary', '--replication-secret', secret]);
-      const primary = await start(`${name}-primary`, main, ['--role', 'primary', '--secondary', secondary.url, '--replication-secret', secret, ...primaryArgs]);
+      const primary = await start(`${name}-primary`, main, ['--role', 'primary', '--secondary', secondary.url, '--replication-secret', secret, ...argsOf(name)]);
       const client = clientFor(primary);
       await client.ensureBucket(bucket);
       pairs.push({ name, primary, secondary, client, rows: {} });
