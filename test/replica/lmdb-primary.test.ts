@@ -15,6 +15,7 @@ import { DiskObjectStore, openMetaDb } from '../../src/objects/store.ts';
 import type { ObjectMeta } from '../../src/objects/types.ts';
 import type { ReplicaCopy } from '../../src/replica/batch.ts';
 import { replicaWireVersion } from '../../src/replica/messages.ts';
+import { Copier } from '../../src/replica/copier.ts';
 import { PrimaryReplicator, defaultPrimaryConfig } from '../../src/replica/primary.ts';
 import { VirtualClock } from '../../src/replica/sim/clock.ts';
 import { LmdbPrimaryDurable } from '../../src/replica/state.ts';
@@ -221,5 +222,57 @@ describe('batch size', () => {
   it('a secondary that does not say (an older version) gets at most 64 a batch', { timeout: 15_000 }, async () => {
     const sizes = await backlog(replicaBatchObjectsLegacyMax + 6, undefined);
     expect(Math.max(...sizes)).toBe(replicaBatchObjectsLegacyMax);
+  });
+});
+
+describe('copier: a batch read that throws', () => {
+  it('sends the copy alone and logs the failure, not in silence', { timeout: 10_000 }, async () => {
+    const opened = await openStore({ admit: async () => ({ hit: true }), committed: () => {} });
+    await opened.store.createBucket('b', 'us-east-1');
+    const meta = await put(opened.store, 'k', 'hello');
+    opened.durable.qPutSync('k/b/k', { seq: meta.seq, kind: 'put', at: 0, cover: [] });
+    await opened.durable.committed();
+    // The store as the copier sees it, with the batch read broken.
+    const broken = new Proxy(opened.store, {
+      get: (store, name, receiver) =>
+        name === 'readInlineObject'
+          ? () => {
+              throw new Error('batch read broke');
+            }
+          : Reflect.get(store, name, receiver),
+    });
+    const singles: string[] = [];
+    const batched: string[] = [];
+    const logs: Array<[string, Record<string, unknown> | undefined]> = [];
+    const target = {
+      putObject: async (copy: { meta: ObjectMeta }, body: Readable) => {
+        const chunks: Buffer[] = [];
+        for await (const c of body) chunks.push(c as Buffer);
+        singles.push(`${copy.meta.key}=${Buffer.concat(chunks).toString()}`);
+        return true;
+      },
+      putObjects: async (items: ReplicaCopy[]) => {
+        batched.push(...items.map((i) => i.copy.meta.key));
+        return items.map(() => ({ applied: true }));
+      },
+    } as unknown as ReplicaTarget;
+    const clock = new VirtualClock();
+    const copier = new Copier({
+      durable: opened.durable, target, clock, random: seededRandom(1), concurrency: 2, epoch: () => 1,
+      store: () => broken as DiskObjectStore, onSynced: () => {}, onFenced: () => {},
+      log: (message, fields) => void logs.push([message, fields]),
+    });
+    copier.start();
+    copier.notify('k/b/k');
+    for (let i = 0; i < 50 && opened.durable.qCount() > 0; i++) {
+      await clock.advance(100, async () => {
+        await opened.durable.committed();
+        await new Promise<void>((r) => setImmediate(r));
+      });
+    }
+    copier.stop();
+    expect(singles).toEqual(['k=hello']);
+    expect(batched).toEqual([]);
+    expect(logs.filter(([m]) => /batch failed|for a batch failed/.test(m)).map(([, f]) => f?.err)).toEqual(['Error: batch read broke']);
   });
 });
