@@ -186,9 +186,9 @@ export class PrimaryReplicator implements ChangeHooks {
   /** Location ids released so far: while it stays the same, every id
    * still names what it named (ids are reused only after a release). */
   private idReleases = 0;
-  /** Ids of names looked up outside any write transaction (so committed
-   * bindings), valid while idReleases stays the same: only a release lets
-   * an id name something else. Bounded: cleared when full. */
+  /** Ids of covering names found in R' (coverIds), valid while idReleases
+   * stays the same: only a release lets an id name something else.
+   * Bounded: cleared when full. */
   private readonly idCache = new Map<LocationName, number>();
   private idCacheReleases = 0;
   private waiters: Waiter[] = [];
