@@ -348,11 +348,7 @@ export class PrimaryReplicator implements ChangeHooks {
     const qkey = queueKeyOf(change);
     if (qkey !== undefined) {
       const { durable } = this.options;
-      // Every Q key has qPins (set here, by loadPins at start; dropped only
-      // once its entry left Q): a key without them has no entry to read,
-      // the common case of a new key. A stale qPins entry (its commit
-      // rolled back) only costs the read.
-      const prev = this.qPins.has(qkey) ? durable.qGet(qkey) : undefined;
+      const prev = durable.qGet(qkey);
       const union = prev === undefined ? cover : [...new Set([...prev.cover.filter((id) => this.rPrime.has(id)), ...cover])];
       const entry: QEntry = { seq: change.seq, kind: change.kind, at: prev?.at ?? now, cover: union };
       durable.qPutSync(qkey, entry, prev !== undefined);
