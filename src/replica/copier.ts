@@ -33,8 +33,9 @@ export interface CopierOptions {
   concurrency: number;
   epoch: () => number;
   store: () => ObjectStore | undefined;
-  /** The entry left Q (in sync) or was never committed. */
-  onSynced: (qkey: string) => void;
+  /** The entry with `seq` left Q (in sync); without a seq, none was found
+   * (never committed, or already gone). */
+  onSynced: (qkey: string, seq?: number) => void;
   onFenced: (err: FencedError) => void;
   /** The version committed with `seq` when it is still in memory: sent
    * without reading the store (a small PUT's meta and body). */
@@ -380,9 +381,9 @@ export class Copier {
       for (const [qkey] of sent) this.scheduleRetry(qkey);
       return;
     }
-    for (const [qkey] of sent) {
+    for (const [qkey, seq] of sent) {
       this.retries.delete(qkey);
-      if (removed.has(qkey)) this.options.onSynced(qkey);
+      if (removed.has(qkey)) this.options.onSynced(qkey, seq);
       else this.ready.add(qkey);
     }
   }
@@ -474,7 +475,7 @@ export class Copier {
       return this.scheduleRetry(qkey);
     }
     this.retries.delete(qkey);
-    if (removed) this.options.onSynced(qkey);
+    if (removed) this.options.onSynced(qkey, entry.seq);
     else this.ready.add(qkey);
   }
 

@@ -147,6 +147,12 @@ interface Admitted {
   expires: number;
 }
 
+/** What a queued key pins, and the seq of its last commit (onSynced). */
+interface QueuedPins {
+  seq: number;
+  ids: number[];
+}
+
 /** A small committed version kept for the copier, with its change's seq. */
 interface HeldCopy extends ReplicaBody {
   seq: number;
@@ -176,7 +182,8 @@ export class PrimaryReplicator implements ChangeHooks {
   /** Pins: ids covering a queued or admitted-not-committed key. Only ids
    * without pins may leave (claims 14-15: "only locations not in Q"). */
   private readonly pins = new Map<number, number>();
-  private readonly qPins = new Map<string, number[]>();
+  /** Per queued key: the ids it pins and the seq of its last commit. */
+  private readonly qPins = new Map<string, QueuedPins>();
   /** The last committed version of queued keys, when small (heldCopy). */
   private readonly held = new Map<string, HeldCopy>();
   private heldBytes = 0;
@@ -230,7 +237,7 @@ export class PrimaryReplicator implements ChangeHooks {
       concurrency: options.config.copyConcurrency,
       epoch: () => this.epoch,
       store: () => this.store,
-      onSynced: (qkey) => this.onSynced(qkey),
+      onSynced: (qkey, seq) => this.onSynced(qkey, seq),
       onFenced: (err) => void this.fence(err),
       heldCopy: (qkey, seq) => this.heldCopy(qkey, seq),
       metrics: options.metrics,
@@ -251,7 +258,7 @@ export class PrimaryReplicator implements ChangeHooks {
       epoch: () => this.epoch,
       store: () => this.store,
       peerUp: () => this.peer === 'ok' && !this.fencedBy,
-      onSynced: (qkey) => this.onSynced(qkey),
+      onSynced: (qkey, seq) => this.onSynced(qkey, seq),
       toCopier: (qkey) => this.copier.notify(qkey),
       onFenced: (err) => void this.fence(err),
       ...(options.onSyncCopy ? { onOutcome: options.onSyncCopy } : {}),
@@ -353,7 +360,7 @@ export class PrimaryReplicator implements ChangeHooks {
       const entry: QEntry = { seq: change.seq, kind: change.kind, at: prev?.at ?? now, cover: union };
       durable.qPutSync(qkey, entry, prev !== undefined);
       if (cover.length === 0) durable.dirtyAddSync(qkey);
-      this.pinQueued(qkey, cover);
+      this.pinQueued(qkey, cover, change.seq);
     }
     this.unpin(admission?.ids ?? []);
     this.lastActive.touch(cover, now);
@@ -607,32 +614,40 @@ export class PrimaryReplicator implements ChangeHooks {
     }
   }
 
-  private pinQueued(qkey: string, ids: number[]): void {
+  /** `seq`: the queued commit's (the latest one pins what they all cover). */
+  private pinQueued(qkey: string, ids: number[], seq: number): void {
     // Arrays, not Sets: one per queued key lives until its copy is acked,
     // and covers are a few ids.
     const pinned = this.qPins.get(qkey);
     if (pinned === undefined) {
       // Distinct already: distinct names have distinct ids.
       const own = ids.slice();
-      this.qPins.set(qkey, own);
+      this.qPins.set(qkey, { seq, ids: own });
       this.pin(own);
       return;
     }
+    pinned.seq = Math.max(pinned.seq, seq);
     for (const id of ids) {
-      if (pinned.includes(id)) continue;
-      pinned.push(id);
+      if (pinned.ids.includes(id)) continue;
+      pinned.ids.push(id);
       this.pin([id]);
     }
   }
 
-  /** The copier confirmed (or found gone) the Q entry: its pins go. */
-  private onSynced(qkey: string): void {
+  /**
+   * The copier removed the Q entry of `seq` (in sync), or found none
+   * (seq undefined): its pins go. Unless the key was committed again after
+   * that entry: the removal's transaction and the new commit can share one
+   * lmdb batch, so the new entry is in Q before this runs, and only locations
+   * "not in Q" may leave the record (claims 14-15).
+   */
+  private onSynced(qkey: string, seq?: number): void {
     const held = this.held.get(qkey);
-    if (held !== undefined) this.dropHeld(qkey, held);
+    if (held !== undefined && (seq === undefined || held.seq <= seq)) this.dropHeld(qkey, held);
     const pinned = this.qPins.get(qkey);
-    if (pinned !== undefined) {
+    if (pinned !== undefined && (seq === undefined || pinned.seq <= seq)) {
       this.qPins.delete(qkey);
-      this.unpin(pinned);
+      this.unpin(pinned.ids);
     }
     if (this.waiters.length > 0) this.kick();
   }
@@ -644,7 +659,7 @@ export class PrimaryReplicator implements ChangeHooks {
     for (let page = 0; page <= copyQueueEntriesMax / 1000; page++) {
       const entries = durable.qScan(after, 1000);
       if (entries.length === 0) break;
-      for (const [qkey, entry] of entries) this.pinQueued(qkey, this.queuedCover(qkey, entry));
+      for (const [qkey, entry] of entries) this.pinQueued(qkey, this.queuedCover(qkey, entry), entry.seq);
       after = entries[entries.length - 1]?.[0];
     }
   }
@@ -1043,7 +1058,7 @@ export class PrimaryReplicator implements ChangeHooks {
       const change = changeOfQueueKey(qkey);
       const cover = change === undefined ? [] : this.coverIds(change);
       if (cover.length === 0) return;
-      this.pinQueued(qkey, cover);
+      this.pinQueued(qkey, cover, this.options.durable.qSeq(qkey) ?? 0);
       void this.options.durable.dirtyDelete([qkey]).catch(() => {});
       return;
     }

@@ -46,7 +46,7 @@ export interface SyncCopierOptions {
   store: () => ObjectStore | undefined;
   peerUp: () => boolean;
   /** The Q entry left Q: its pins go (as for the copier's copies). */
-  onSynced: (qkey: string) => void;
+  onSynced: (qkey: string, seq?: number) => void;
   /** Hands the key to the copier (asynchronous, with retries). */
   toCopier: (qkey: string) => void;
   onFenced: (err: FencedError) => void;
@@ -138,7 +138,7 @@ export class SyncCopier {
     } catch (err) {
       this.options.log?.('removing a synchronously copied key from Q failed', { qkey, err: String(err) });
     }
-    if (removed) this.options.onSynced(qkey);
+    if (removed) this.options.onSynced(qkey, seq);
     else this.options.toCopier(qkey);
   }
 

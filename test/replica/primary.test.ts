@@ -194,6 +194,36 @@ describe('PrimaryReplicator', () => {
     expect(t.diskS.objects.get('b\0k1')?.body.toString()).toBe('two');
   });
 
+  it('a key committed again while its synced entry is being removed keeps its pins: the new entry is in Q', async () => {
+    const t = await setup();
+    await t.put('k1', 'one');
+    let raced = false;
+    const remove = t.durP.qDeleteIfSeq.bind(t.durP);
+    // The removal of 'one' and the commit of 'two' in one lmdb batch: the
+    // copier hears of the removal only after 'two' is queued.
+    t.durP.qDeleteIfSeq = async (qkey, seq) => {
+      const removed = await remove(qkey, seq);
+      if (removed && !raced) {
+        raced = true;
+        await t.put('k1', 'two');
+        t.target.holdCopies = true; // 'two' stays queued while we look
+      }
+      return removed;
+    };
+    for (let i = 0; i < 20 && !raced; i++) await t.clock.advance(100, flush);
+    await flush();
+    expect(raced).toBe(true);
+    expect(t.durP.storage.q.has('k/b/k1')).toBe(true);
+    // What covers the queued 'two' may not leave the record before its copy.
+    expect(t.primary.status().pinnedEntries).toBeGreaterThan(0);
+    t.target.holdCopies = false;
+    t.target.releaseCopies();
+    for (let i = 0; i < 50 && t.durP.storage.q.size > 0; i++) await t.clock.advance(200, flush);
+    expect(t.durP.storage.q.size).toBe(0);
+    expect(t.diskS.objects.get('b\0k1')?.body.toString()).toBe('two');
+    expect(t.primary.status().pinnedEntries).toBe(0);
+  });
+
   it('drain waits until every write reached the secondary', async () => {
     const t = await setup();
     await t.put('d/1', 'one');
