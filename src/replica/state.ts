@@ -439,6 +439,12 @@ export class MemPrimaryDurable implements PrimaryDurable {
       this.s.dirty.delete(qkey);
       removed.add(qkey);
     }
+    // As in lmdb, a removal is visible to the commits after it before its
+    // caller hears of it: a key may be committed again in between.
+    if (this.delay !== undefined && removed.size > 0) {
+      await this.delay();
+      this.life.check();
+    }
     return removed;
   }
   /** Writes here are visible at once. */
