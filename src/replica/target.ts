@@ -37,8 +37,9 @@ export interface ReplicaTarget {
    * unreachable peer). Optional: the copier sends one by one without it.
    */
   putObjects?(items: ReplicaCopy[]): Promise<BatchResult[]>;
-  /** Items putObjects sends in one request at most (what S said it
-   * accepts, learnt when the session opened). */
+  /** Items a putObjects call may carry at most: what S said it accepts,
+   * learnt when the session opened (more is refused whole, then sent one
+   * by one). The copier sizes its batches by it. */
   batchObjectsMax?(): number;
   /** Deletes with a tombstone at seq; false when S held a newer seq. */
   deleteObject(copy: DeleteCopy): Promise<boolean>;
