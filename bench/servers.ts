@@ -8,7 +8,7 @@
 // is the server process itself: RSS samples and SIGKILL hit the right one.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { appendFileSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
@@ -64,7 +64,11 @@ export async function spawnServer(opts: SpawnOptions): Promise<ChildServer> {
   let tail = '';
   let url: string | undefined;
   let onReady: ((u: string) => void) | undefined;
+  // LOOKAHEAD_BENCH_CHILD_LOG_DIR=dir: every child's whole output also goes
+  // to dir/LABEL-PID.log (e.g. with LOOKAHEAD_BENCH_NODE_ARGS=--trace-gc).
+  const logFile = env.LOOKAHEAD_BENCH_CHILD_LOG_DIR ? path.join(env.LOOKAHEAD_BENCH_CHILD_LOG_DIR, `${opts.label}-${child.pid}.log`) : undefined;
   const watch = (chunk: Buffer): void => {
+    if (logFile !== undefined) appendFileSync(logFile, chunk);
     tail = (tail + chunk.toString('utf8')).slice(-outputTailChars);
     if (url === undefined) {
       const m = opts.ready.exec(tail);

@@ -1,6 +1,7 @@
 // Deterministic simulation of the replication protocol (issue 3, "Proof").
 // Replay one schedule: SIM_SEED=123 npx vitest run test/replica/simulation.test.ts (SIM_TRACE=1 traces it)
 // More schedules: SIM_RUNS=20000 npx vitest run test/replica/simulation.test.ts
+// Other schedules (a soak beyond CI's): SIM_SEED_BASE=100000 SIM_RUNS=20000 ...
 
 import { describe, expect, it } from 'vitest';
 import { runSimulation } from '../../src/replica/sim/harness.ts';
@@ -9,6 +10,8 @@ import type { SimOptions, SimResult } from '../../src/replica/sim/harness.ts';
 const replaySeed = process.env.SIM_SEED === undefined ? undefined : Number(process.env.SIM_SEED);
 const runs = Number(process.env.SIM_RUNS ?? 1500);
 const steps = Number(process.env.SIM_STEPS ?? 200);
+/** First seed of the run; CI's schedules start at 1000. */
+const seedBase = Number(process.env.SIM_SEED_BASE ?? 1000);
 /** About 10 ms per schedule of 200 steps here; generous for slow machines. */
 const timeout = Math.max(120_000, runs * steps * 0.25);
 
@@ -19,7 +22,7 @@ function replayHint(result: SimResult, variant: string): string {
 }
 
 async function many(variant: string, base: Omit<SimOptions, 'seed' | 'predictors' | 'recordEntriesMax'>, count: number): Promise<SimResult[]> {
-  const seeds = replaySeed === undefined ? Array.from({ length: count }, (_, i) => 1000 + i) : [replaySeed];
+  const seeds = replaySeed === undefined ? Array.from({ length: count }, (_, i) => seedBase + i) : [replaySeed];
   const results: SimResult[] = [];
   for (const seed of seeds) {
     // Half the schedules with src/predict's predictors, half with the own location only.
