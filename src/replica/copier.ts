@@ -189,6 +189,11 @@ export class Copier {
     else this.ready.add(qkey);
   }
 
+  /** True while copies are held back for clients (background priority). */
+  get deferring(): boolean {
+    return this.options.pacer?.deferring === true;
+  }
+
   /** Copy priority and how far behind the copier is (pacing.ts). */
   pacing(): PacingStatus | undefined {
     return this.options.pacer?.status();

@@ -10,13 +10,14 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { RootDatabase } from 'lmdb';
 import type { ChangeHooks, CommittedChange } from '../../src/core/changes.ts';
 import { seededRandom, systemClock } from '../../src/core/clock.ts';
-import { inlineBodyBytesMax, replicaBatchObjectsLegacyMax } from '../../src/core/limits.ts';
+import { copyDeferPollMs, copyQuietMs, inlineBodyBytesMax, replicaBatchObjectsLegacyMax } from '../../src/core/limits.ts';
 import { DiskObjectStore, openMetaDb } from '../../src/objects/store.ts';
 import type { ObjectMeta } from '../../src/objects/types.ts';
 import type { ReplicaCopy } from '../../src/replica/batch.ts';
 import { replicaWireVersion } from '../../src/replica/messages.ts';
 import { Copier } from '../../src/replica/copier.ts';
 import { PrimaryReplicator, defaultPrimaryConfig } from '../../src/replica/primary.ts';
+import type { CopyPriority } from '../../src/replica/pacing.ts';
 import { VirtualClock } from '../../src/replica/sim/clock.ts';
 import { LmdbPrimaryDurable } from '../../src/replica/state.ts';
 import type { ReplicaTarget } from '../../src/replica/target.ts';
@@ -167,6 +168,70 @@ describe('held copies (the committed version handed to the copier)', () => {
     primary.stop();
     expect(opened.durable.qCount()).toBe(0);
     expect(sent.map((c) => [c.body.toString(), c.copy.meta.seq])).toEqual([['one', one.seq]]);
+  });
+});
+
+describe('held copies and copy priority', () => {
+  /** A primary over the real store, batching copies, with clients busy while
+   * `b`, `c`, `d` are written after `a`; then the clients go quiet. Returns
+   * the keys the copier read back from the store instead of using the
+   * version kept at commit. */
+  async function readsBack(copyPriority: CopyPriority): Promise<{ reads: string[]; sent: string[] }> {
+    const clock = new VirtualClock();
+    const sent: string[] = [];
+    const target: ReplicaTarget = {
+      openSession: async () => ({ v: replicaWireVersion, epoch: 1, session: 1, lastMsgId: 0, entries: [] }),
+      applyRecord: async (m) => ({ v: replicaWireVersion, msgId: m.msgId, duplicate: false, recordSize: m.add.length }),
+      putObject: async () => true,
+      putObjects: async (items) => {
+        sent.push(...items.map((c) => `${c.copy.meta.key}=${c.body.toString()}`));
+        return items.map(() => ({ applied: true }));
+      },
+      deleteObject: async () => true,
+      putBucket: async () => {},
+      health: async () => ({ v: replicaWireVersion, role: 'secondary', epoch: 1 }) as never,
+      close: async () => {},
+    };
+    const load = { busy: true, inFlight: () => (load.busy ? 1 : 0), arrivals: () => 0 };
+    let primary: PrimaryReplicator | undefined;
+    const opened = await openStore({ admit: (c) => primary!.admit(c), committed: (c) => primary!.committed(c), aborted: (c) => primary!.aborted(c) });
+    const config = { ...defaultPrimaryConfig, site: 'p', copyPriority };
+    primary = new PrimaryReplicator({ durable: opened.durable, target, clock, random: seededRandom(1), config, foreground: load });
+    await primary.start(opened.store);
+    await opened.store.createBucket('b', 'us-east-1');
+    const flushAll = async () => {
+      for (let i = 0; i < 5; i++) {
+        await opened.durable.committed();
+        await new Promise<void>((r) => setImmediate(r));
+      }
+    };
+    await put(opened.store, 'a', 'a');
+    await clock.advance(copyDeferPollMs, flushAll); // the copier has looked at the load
+    const reads: string[] = [];
+    const read = opened.store.readInlineObject.bind(opened.store);
+    opened.store.readInlineObject = (bucket, key, copyBody) => {
+      reads.push(key);
+      return read(bucket, key, copyBody);
+    };
+    for (const k of ['b', 'c', 'd']) await put(opened.store, k, k);
+    await flushAll();
+    load.busy = false;
+    for (let i = 0; i < 20 && opened.durable.qCount() > 0; i++) await clock.advance(copyQuietMs, flushAll);
+    primary.stop();
+    expect(opened.durable.qCount()).toBe(0);
+    return { reads, sent };
+  }
+
+  it('background: a copy deferred for busy clients is not kept in memory; it is read back from the store when sent', async () => {
+    const { reads, sent } = await readsBack('background');
+    expect(reads).toEqual(expect.arrayContaining(['b', 'c', 'd']));
+    expect(sent).toEqual(expect.arrayContaining(['b=b', 'c=c', 'd=d']));
+  });
+
+  it('eager: the committed version kept in memory is sent, not read back', async () => {
+    const { reads, sent } = await readsBack('eager');
+    expect(reads.filter((k) => k !== 'a')).toEqual([]);
+    expect(sent).toEqual(expect.arrayContaining(['b=b', 'c=c', 'd=d']));
   });
 });
 
