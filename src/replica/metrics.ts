@@ -24,13 +24,14 @@ export class ReplicaMetrics {
   readonly recordMessages: Counter<'outcome'>;
   readonly syncCopies: Counter<'outcome'>;
   private source: ReplicaGaugeSource | undefined;
-  /** Children bound once: every write counts, and a labels object per
-   * call costs prom-client a hash of it. */
-  private readonly writeResults: Record<'hit' | 'miss', { inc(): void }>;
+  /** Plain numbers, read into the counter at scrape time: every write
+   * counts, and prom-client's inc (value checks, label hashing) cost the
+   * main thread ~0.7 µs per write in a profile of a burst. */
+  private readonly writeCounts: Record<'hit' | 'miss', number> = { hit: 0, miss: 0 };
 
   /** One admitted write, by record hit or miss. */
   countWrite(result: 'hit' | 'miss'): void {
-    this.writeResults[result].inc();
+    this.writeCounts[result]++;
   }
 
   constructor(registry: Registry) {
@@ -40,8 +41,11 @@ export class ReplicaMetrics {
       help: 'Writes admitted on the primary, by record hit or miss',
       labelNames: ['result'],
       registers,
+      collect: () => {
+        this.writes.reset();
+        for (const result of ['hit', 'miss'] as const) this.writes.inc({ result }, this.writeCounts[result]);
+      },
     });
-    this.writeResults = { hit: this.writes.labels('hit'), miss: this.writes.labels('miss') };
     this.bytesReplicated = new Counter({
       name: 'lookahead_replica_bytes_replicated_total',
       help: 'Object bytes the copier delivered to the secondary',

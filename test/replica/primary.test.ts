@@ -374,6 +374,8 @@ describe('PrimaryReplicator', () => {
     const text = await registry.metrics();
     expect(text).toMatch(/lookahead_replica_writes_total\{result="hit"\} 1/);
     expect(text).toMatch(/lookahead_replica_writes_total\{result="miss"\} 1/);
+    // Counted at scrape time: a second scrape reports the same totals.
+    expect(await registry.metrics()).toMatch(/lookahead_replica_writes_total\{result="hit"\} 1\n/);
     expect(text).toMatch(new RegExp(`lookahead_replica_record_entries ${st.recordSize}`));
     expect(text).toMatch(/lookahead_replica_queue_depth 0/);
     expect(text).toMatch(/lookahead_replica_bytes_replicated_total [1-9]/);
