@@ -353,6 +353,7 @@ export class PrimaryReplicator implements ChangeHooks {
       throw new S3Error('ServiceUnavailable', 'The replication record no longer covers this write; retry.');
     }
     const qkey = queueKeyOf(change);
+    let pinsMoved = false;
     if (qkey !== undefined) {
       const { durable } = this.options;
       const prev = durable.qGet(qkey);
@@ -360,9 +361,9 @@ export class PrimaryReplicator implements ChangeHooks {
       const entry: QEntry = { seq: change.seq, kind: change.kind, at: prev?.at ?? now, cover: union };
       durable.qPutSync(qkey, entry, prev !== undefined);
       if (cover.length === 0) durable.dirtyAddSync(qkey);
-      this.pinQueued(qkey, cover, change.seq);
+      pinsMoved = this.pinQueued(qkey, cover, change.seq, admission !== undefined && cover === admission.ids);
     }
-    this.unpin(admission?.ids ?? []);
+    if (!pinsMoved) this.unpin(admission?.ids ?? []);
     this.lastActive.touch(cover, now);
     this.options.onCommitted?.(change, now);
     if (qkey !== undefined) this.holdCopy(qkey, change);
@@ -622,16 +623,27 @@ export class PrimaryReplicator implements ChangeHooks {
   }
 
   /** `seq`: the queued commit's (the latest one pins what they all cover). */
-  private pinQueued(qkey: string, ids: number[], seq: number): void {
+  /**
+   * `admitted`: `ids` is the taken admission's own array, pinned by it.
+   * Returns true when those pins passed to the queued key as they are (the
+   * caller then does not unpin the admission): the count of every id is
+   * the same before and after, and no removal runs in between (all of it
+   * synchronous), so this only saves a pin and an unpin per id.
+   */
+  private pinQueued(qkey: string, ids: number[], seq: number, admitted = false): boolean {
     // Arrays, not Sets: one per queued key lives until its copy is acked,
     // and covers are a few ids.
     const pinned = this.qPins.get(qkey);
     if (pinned === undefined) {
+      if (admitted) {
+        this.qPins.set(qkey, { seq, ids });
+        return true;
+      }
       // Distinct already: distinct names have distinct ids.
       const own = ids.slice();
       this.qPins.set(qkey, { seq, ids: own });
       this.pin(own);
-      return;
+      return false;
     }
     pinned.seq = Math.max(pinned.seq, seq);
     for (const id of ids) {
@@ -639,6 +651,7 @@ export class PrimaryReplicator implements ChangeHooks {
       pinned.ids.push(id);
       this.pin([id]);
     }
+    return false;
   }
 
   /**
