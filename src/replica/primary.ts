@@ -622,8 +622,8 @@ export class PrimaryReplicator implements ChangeHooks {
     }
   }
 
-  /** `seq`: the queued commit's (the latest one pins what they all cover). */
   /**
+   * `seq`: the queued commit's (the latest one pins what they all cover).
    * `admitted`: `ids` is the taken admission's own array, pinned by it.
    * Returns true when those pins passed to the queued key as they are (the
    * caller then does not unpin the admission): the count of every id is
