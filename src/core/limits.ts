@@ -147,7 +147,8 @@ export const copyQuietMs = 500;
 export const copyDeferPollMs = 25;
 /** Small committed versions the primary keeps in memory for its copier
  * (replica/primary.ts), so a queued PUT is copied without reading its meta
- * and body back from lmdb; past it the copier reads them back. Sized for
+ * and body back from lmdb; past it the copier reads them back. None is
+ * kept while copies are deferred for busy clients (holdCopy). Sized for
  * the copier's steady-state window at 64 copies a batch
  * (replicaBatchInFlightMax batches plus a batch gap of writes: ~800 4 KiB
  * copies; with 256 a batch the window is larger and more copies are read
