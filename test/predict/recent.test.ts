@@ -46,4 +46,61 @@ describe('RecentWrites', () => {
     expect(ctx.keysUnderPrefix('bk', 'p/')).toBe(42);
     expect(ctx.recentWrites('bk', 'p/')).toBe(1);
   });
+
+  it('evicts the least recently written key, not a key written again since', () => {
+    const rw = new RecentWrites({ windowMs: 1e9, keysMax: 3 });
+    rw.note(put('a'), 0);
+    rw.note(put('b'), 1);
+    rw.note(put('c'), 2);
+    rw.note(put('a'), 3); // a is now the most recent; its first record is stale
+    rw.note(put('d'), 4);
+    expect(rw.lastWrite('bk', 'b')).toBeUndefined();
+    expect(rw.lastWrite('bk', 'a')).toBe(3);
+    expect(rw.size).toBe(3);
+  });
+
+  it('a key written twice in one millisecond keeps its place (stale records are told by write, not time)', () => {
+    const rw = new RecentWrites({ windowMs: 100 });
+    rw.note(put('k'), 5);
+    rw.note(put('k'), 5);
+    rw.note(put('k'), 50);
+    expect(rw.recentWrites('bk', '', 120)).toBe(1); // 5 + 100 passed, 50 + 100 not
+    expect(rw.recentWrites('bk', '', 150)).toBe(0);
+  });
+
+  it('keeps its records bounded when a few hot keys are written again and again', () => {
+    const rw = new RecentWrites({ windowMs: 1e9, keysMax: 1000 });
+    for (let i = 0; i < 200_000; i++) rw.note(put(`hot/${i % 7}`), i);
+    expect(rw.size).toBe(7);
+    expect(rw.recordsHeld).toBeLessThanOrEqual(2 * 7 + 1024 + 1);
+    expect(rw.recentWrites('bk', 'hot/', 200_000)).toBe(7);
+  });
+
+  it('matches a plain reference LRU over random writes, expiries and capacity evictions', () => {
+    // Reference: an array in last-write order, scanned in full.
+    let seed = 12345;
+    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const windowMs = 500;
+    const keysMax = 50;
+    const rw = new RecentWrites({ windowMs, keysMax });
+    let ref: Array<{ key: string; time: number }> = [];
+    let now = 0;
+    for (let step = 0; step < 20_000; step++) {
+      now += Math.floor(random() * 3);
+      const key = `${['a/', 'a/b/', 'c/'][Math.floor(random() * 3)]}${Math.floor(random() * 80)}`;
+      rw.note(put(key), now);
+      ref = ref.filter((e) => e.key !== key);
+      ref.push({ key, time: now });
+      ref = ref.filter((e) => now - e.time < windowMs);
+      while (ref.length > keysMax) ref.shift();
+      if (step % 97 === 0) {
+        for (const prefix of ['', 'a/', 'a/b/', 'c/']) {
+          expect(rw.recentWrites('bk', prefix, now)).toBe(ref.filter((e) => e.key.startsWith(prefix)).length);
+        }
+        expect(rw.size).toBe(ref.length);
+        expect(rw.recordsHeld).toBeLessThanOrEqual(2 * rw.size + 1024 + 1);
+      }
+    }
+  });
 });
+
