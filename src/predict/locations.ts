@@ -44,6 +44,11 @@ export function locationName(loc: Location): LocationName {
   }
 }
 
+/** Whether the name is an object key's own (not a group's). */
+export function isKeyLocationName(name: LocationName): boolean {
+  return name.startsWith('k/');
+}
+
 /**
  * Parses a canonical name. Returns undefined for anything malformed: names
  * arrive from the other site, so a bad one is input, not our bug.

@@ -37,6 +37,7 @@ export class GenerationalRecord {
   private readonly genOf = new Map<number, number>();
   private dirty = new Set<number>();
   private last = 0;
+  private addCount = 0;
 
   /** Adds ids to `generation`. An id already present moves to it (it was
    * added again: it is as new as the others). Returns ids that were absent. */
@@ -54,7 +55,14 @@ export class GenerationalRecord {
       this.bitmapOf(generation).add(id);
       this.genOf.set(id, generation);
     }
+    if (added.length > 0) this.addCount++;
     return added;
+  }
+
+  /** Changes whenever an id joins: while it stays the same, an id that was
+   * absent still is (caches of "not in the record" check it). */
+  get adds(): number {
+    return this.addCount;
   }
 
   /** Removes ids; returns those that were present. */

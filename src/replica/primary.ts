@@ -18,7 +18,7 @@ import {
   recordSendAttempts,
 } from '../core/limits.ts';
 import type { ObjectMeta, ObjectStore, ReplicaBody } from '../objects/types.ts';
-import { coveringNames, locationName, ownLocation, parseLocationName } from '../predict/locations.ts';
+import { coveringNames, isKeyLocationName, locationName, ownLocation, parseLocationName } from '../predict/locations.ts';
 import { GenerationalRecord } from '../predict/record.ts';
 import { LastActive, chooseRemovals } from '../predict/removal.ts';
 import type { RemovalPolicy } from '../predict/removal.ts';
@@ -198,6 +198,13 @@ export class PrimaryReplicator implements ChangeHooks {
    * Bounded: cleared when full. */
   private readonly idCache = new Map<LocationName, number>();
   private idCacheReleases = 0;
+  /** Group names (prefix, bucket, upload) with no id in R', valid while
+   * R' gains no id: a write under a prefix that only its parent's group
+   * covers looks up the bucket's name on every write otherwise. Key names
+   * are not kept: nearly every write's own is new. Bounded: cleared when
+   * full. */
+  private readonly notInRecord = new Set<LocationName>();
+  private notInRecordOf: { record: GenerationalRecord; adds: number } | undefined;
   private waiters: Waiter[] = [];
   /** Removed from R' (durably), not yet acked by S: "Removals leave R'
    * first, then S". Also ids a lost message may have added on S. */
@@ -306,8 +313,18 @@ export class PrimaryReplicator implements ChangeHooks {
 
   // ------------------------------------------------------------ ChangeHooks
 
-  async admit(change: ChangeIntent): Promise<Admission> {
-    if (!this.isReady) await this.ready; // once started, no extra turn per write
+  admit(change: ChangeIntent): Promise<Admission> {
+    if (!this.isReady) return this.ready.then(() => this.admitNow(change));
+    // Not async: a hit, every write's common case, returns one shared
+    // settled promise instead of a new one per write.
+    try {
+      return this.admitNow(change);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  private admitNow(change: ChangeIntent): Promise<Admission> {
     this.checkWritable();
     if (this.options.durable.qCount() >= copyQueueEntriesMax) {
       throw new S3Error('SlowDown', 'The replication queue is full; retry later.');
@@ -319,11 +336,11 @@ export class PrimaryReplicator implements ChangeHooks {
     if (cover.length > 0) {
       this.countWrite('hit');
       this.pinAdmission(change, cover, false, true);
-      return { hit: true };
+      return admittedHit;
     }
     this.countWrite('miss');
     this.lastMissAt = this.options.clock.now();
-    if (this.peer === 'unreachable') return this.admitUnreachable(change);
+    if (this.peer === 'unreachable') return Promise.resolve(this.admitUnreachable(change));
     if (this.waiters.length >= pendingMissesMax) {
       throw new S3Error('SlowDown', 'Too many writes are waiting for the secondary; retry later.');
     }
@@ -355,12 +372,8 @@ export class PrimaryReplicator implements ChangeHooks {
     const qkey = queueKeyOf(change);
     let pinsMoved = false;
     if (qkey !== undefined) {
-      const { durable } = this.options;
-      const prev = durable.qGet(qkey);
-      const union = prev === undefined ? cover : [...new Set([...prev.cover.filter((id) => this.rPrime.has(id)), ...cover])];
-      const entry: QEntry = { seq: change.seq, kind: change.kind, at: prev?.at ?? now, cover: union };
-      durable.qPutSync(qkey, entry, prev !== undefined);
-      if (cover.length === 0) durable.dirtyAddSync(qkey);
+      this.queue(qkey, change, cover, now);
+      if (cover.length === 0) this.options.durable.dirtyAddSync(qkey);
       pinsMoved = this.pinQueued(qkey, cover, change.seq, admission !== undefined && cover === admission.ids);
     }
     if (!pinsMoved) this.unpin(admission?.ids ?? []);
@@ -368,6 +381,15 @@ export class PrimaryReplicator implements ChangeHooks {
     this.options.onCommitted?.(change, now);
     if (qkey !== undefined) this.holdCopy(qkey, change);
     if (qkey !== undefined && !this.copiesBeforeAck(change, admission, qkey)) this.copier.notify(qkey);
+  }
+
+  /** The Q entry of a commit, in its transaction: a queued key keeps its
+   * first queue time and every cover id still in R'. */
+  private queue(qkey: string, change: CommittedChange, cover: number[], now: number): void {
+    const { durable } = this.options;
+    const prev = durable.qGet(qkey);
+    const union = prev === undefined ? cover : [...new Set([...prev.cover.filter((id) => this.rPrime.has(id)), ...cover])];
+    durable.qPutSync(qkey, { seq: change.seq, kind: change.kind, at: prev?.at ?? now, cover: union }, prev !== undefined);
   }
 
   /**
@@ -534,10 +556,15 @@ export class PrimaryReplicator implements ChangeHooks {
       this.idCache.clear();
       this.idCacheReleases = this.idReleases;
     }
+    const record = this.rPrime;
+    if (this.notInRecordOf?.record !== record || this.notInRecordOf.adds !== record.adds) {
+      this.notInRecord.clear();
+      this.notInRecordOf = { record, adds: record.adds };
+    }
     const ids: number[] = [];
     for (const name of coveringNames(change)) {
-      const id = this.idCache.get(name) ?? this.peekId(name);
-      if (id !== undefined && this.rPrime.has(id)) ids.push(id);
+      const id = this.idCache.get(name) ?? (this.notInRecord.has(name) ? undefined : this.peekId(name));
+      if (id !== undefined && record.has(id)) ids.push(id);
     }
     return ids;
   }
@@ -551,7 +578,13 @@ export class PrimaryReplicator implements ChangeHooks {
    */
   private peekId(name: LocationName): number | undefined {
     const id = this.options.durable.ids.peek(name);
-    if (id === undefined || !this.rPrime.has(id)) return id;
+    if (id === undefined || !this.rPrime.has(id)) {
+      if (!isKeyLocationName(name)) {
+        if (this.notInRecord.size >= coverIdsCachedNamesMax) this.notInRecord.clear();
+        this.notInRecord.add(name);
+      }
+      return id;
+    }
     if (this.idCache.size >= coverIdsCachedNamesMax) this.idCache.clear();
     this.idCache.set(name, id);
     return id;
@@ -1182,6 +1215,9 @@ function heldCost(held: HeldCopy): number {
 
 /** A rough upper bound of one object meta in memory (keys, headers). */
 const heldMetaBytes = 1024;
+
+/** Every hit's admission (callers only read it). */
+const admittedHit: Promise<Admission> = Promise.resolve(Object.freeze({ hit: true }));
 
 function admissionKey(change: ChangeIntent): string | symbol {
   return change.token ?? `${change.kind}\0${change.bucket}\0${change.key}\0${change.uploadId ?? ''}`;

@@ -82,6 +82,34 @@ describe('Q in the store transaction', () => {
   });
 });
 
+describe('a commit of a key already in Q', () => {
+  it('merges with the entry (first queue time kept), even one written behind the replicator\'s back', { timeout: 8000 }, async () => {
+    const target: ReplicaTarget = {
+      openSession: async () => ({ v: replicaWireVersion, epoch: 1, session: 1, lastMsgId: 0, entries: [] }),
+      applyRecord: async (m) => ({ v: replicaWireVersion, msgId: m.msgId, duplicate: false, recordSize: m.add.length }),
+      putObject: async () => { throw new TargetUnavailableError('copies wait in this test'); },
+      putObjects: async () => { throw new TargetUnavailableError('copies wait in this test'); },
+      deleteObject: async () => true,
+      putBucket: async () => {},
+      health: async () => ({ v: replicaWireVersion, role: 'secondary', epoch: 1 }) as never,
+      close: async () => {},
+    };
+    let primary: PrimaryReplicator | undefined;
+    const opened = await openStore({ admit: (c) => primary!.admit(c), committed: (c) => primary!.committed(c), aborted: (c) => primary!.aborted(c) });
+    primary = new PrimaryReplicator({ durable: opened.durable, target, clock: new VirtualClock(), random: seededRandom(1), config: { ...defaultPrimaryConfig, site: 'p' } });
+    await primary.start(opened.store);
+    try {
+      await opened.store.createBucket('b', 'us-east-1');
+      await opened.root.childTransaction(() => opened.durable.qPutSync('k/b/x', { seq: 1, kind: 'put', at: 42, cover: [] }));
+      const meta = await put(opened.store, 'x', 'hello');
+      expect(opened.durable.qGet('k/b/x')).toMatchObject({ seq: meta.seq, at: 42 });
+      expect(opened.durable.qGet('k/b/x')!.cover.length).toBeGreaterThan(0);
+    } finally {
+      primary.stop();
+    }
+  });
+});
+
 describe('storeKeysUnderPrefix', () => {
   it('counts keys under a prefix in the store, capped', async () => {
     const { storeKeysUnderPrefix } = await import('../../src/replica/predict.ts');

@@ -12,7 +12,7 @@ import type { BucketCopy, DeleteCopy, ObjectCopy, RecordAck, RecordMessage, Sess
 import { Registry } from 'prom-client';
 import { ReplicaMetrics } from '../../src/replica/metrics.ts';
 import { PrimaryReplicator } from '../../src/replica/primary.ts';
-import type { PrimaryConfig } from '../../src/replica/primary.ts';
+import type { Predict, PrimaryConfig } from '../../src/replica/primary.ts';
 import { SecondaryService } from '../../src/replica/secondary.ts';
 import { VirtualClock } from '../../src/replica/sim/clock.ts';
 import { SimObjectStore, newSimDisk } from '../../src/replica/sim/store.ts';
@@ -105,7 +105,7 @@ function config(overrides: Partial<PrimaryConfig> = {}): PrimaryConfig {
   };
 }
 
-async function setup(overrides: Partial<PrimaryConfig> = {}, metrics?: ReplicaMetrics) {
+async function setup(overrides: Partial<PrimaryConfig> = {}, metrics?: ReplicaMetrics, predict?: Predict) {
   const clock = new VirtualClock();
   const diskS = newSimDisk();
   const diskP = newSimDisk();
@@ -117,7 +117,7 @@ async function setup(overrides: Partial<PrimaryConfig> = {}, metrics?: ReplicaMe
   await secondary.start();
   const target = new ControlledTarget(secondary);
   const durP = new MemPrimaryDurable();
-  const primary = new PrimaryReplicator({ durable: durP, target, clock, random: seededRandom(1), config: config(overrides), ...(metrics ? { metrics } : {}), ...(process.env.REPL_DEBUG ? { log: (m: string, f?: unknown) => console.log(m, f) } : {}) });
+  const primary = new PrimaryReplicator({ durable: durP, target, clock, random: seededRandom(1), config: config(overrides), ...(metrics ? { metrics } : {}), ...(predict ? { predict } : {}), ...(process.env.REPL_DEBUG ? { log: (m: string, f?: unknown) => console.log(m, f) } : {}) });
   const storeP = new SimObjectStore(diskP, primary, clock);
   await primary.start(storeP);
   const put = (key: string, data: string | Readable = 'x', verify: PutObjectInput['verify'] = () => {}) =>
@@ -294,6 +294,20 @@ describe('PrimaryReplicator', () => {
     expect(t.target.records.length).toBe(sent + 1);
     expect(t.target.records.at(-1)?.add.map((e) => e.name)).toContain('k/b/a');
     expect(t.primary.status().hits).toBe(1);
+  });
+
+  it('a group name found outside R\' is looked up again once R\' gains ids (coverIds forgets "not in the record")', async () => {
+    let predicted = ['k/b/dir/a', 'p/b/dir/'];
+    const t = await setup({}, undefined, () => predicted);
+    await t.put('dir/a'); // miss: dir/ joins R'
+    await t.put('dir/b'); // hit: on the way, 'p/b/' is found outside R'
+    expect(t.primary.status()).toMatchObject({ hits: 1, misses: 1 });
+    predicted = ['k/b/other/x', 'p/b/'];
+    await t.put('other/x'); // miss: the bucket's root group joins R'
+    const sent = t.target.records.length;
+    await t.put('elsewhere/y'); // covered by the root group alone
+    expect(t.target.records.length).toBe(sent);
+    expect(t.primary.status()).toMatchObject({ hits: 2, misses: 2 });
   });
 
   it('degraded mode: S down, the write is admitted and tracked dirty, then resynced', async () => {
