@@ -5,7 +5,7 @@
 // ENOSPC, the transaction failed). The write's own token lets the hooks
 // release exactly this admission, never a concurrent writer's of the same key.
 
-import type { Admission, ChangeHooks, ChangeIntent, CommittedChange, CommittedVersion } from '../core/changes.ts';
+import type { Admission, ChangeHooks, ChangeIntent, CommittedChange, CommittedVersion, WriteToken } from '../core/changes.ts';
 import { newWriteToken } from '../core/changes.ts';
 
 export class HookedWrite {
@@ -18,7 +18,7 @@ export class HookedWrite {
     private readonly hooks: ChangeHooks,
     intent: ChangeIntent,
   ) {
-    this.intent = { ...intent, token: newWriteToken() };
+    this.intent = withToken(intent, newWriteToken());
     this.admission = hooks.admit(this.intent);
     this.admission.catch(() => {}); // awaited later; avoid an unhandled rejection meanwhile
   }
@@ -26,7 +26,7 @@ export class HookedWrite {
   /** Inside the commit transaction, last: a throw rolls the change back.
    * `version`: the committed meta and body, when the body is inline. */
   committed(seq: number, version?: CommittedVersion): void {
-    const change: CommittedChange = version === undefined ? { ...this.intent, seq } : { ...this.intent, seq, version };
+    const change = committedChange(this.intent, seq, version);
     this.hooks.committed(change);
     this.done = change;
   }
@@ -56,3 +56,20 @@ export class HookedWrite {
     );
   }
 }
+
+// Built field by field, not spread: two per write, and V8's object spread
+// cost ~3 µs of them per 4 KiB PUT (bench/primary-hooks-cpu.ts profile).
+function withToken(intent: ChangeIntent, token: WriteToken): ChangeIntent {
+  const out: ChangeIntent = { kind: intent.kind, bucket: intent.bucket, key: intent.key, token };
+  if (intent.uploadId !== undefined) out.uploadId = intent.uploadId;
+  return out;
+}
+
+function committedChange(intent: ChangeIntent, seq: number, version: CommittedVersion | undefined): CommittedChange {
+  const out: CommittedChange = { kind: intent.kind, bucket: intent.bucket, key: intent.key, seq };
+  if (intent.token !== undefined) out.token = intent.token;
+  if (intent.uploadId !== undefined) out.uploadId = intent.uploadId;
+  if (version !== undefined) out.version = version;
+  return out;
+}
+
