@@ -352,9 +352,15 @@ export class LmdbLocationIds implements LocationIds {
     for (const id of freed) this.free.add(id);
   }
 
-  /** Same as release, for use inside a caller's lmdb transaction callback. */
+  /**
+   * Same as release, for use inside a caller's lmdb transaction callback.
+   * The ids are not reused before the next open reads them from the free
+   * db: the caller's transaction may still roll back, and an id handed out
+   * meanwhile would be bound to two names. Its one user, the secondary,
+   * never assigns ids.
+   */
   releaseSync(ids: readonly number[]): void {
-    for (const id of this.unbind(ids)) this.free.add(id);
+    this.unbind(ids);
   }
 
   private unbind(ids: readonly number[]): number[] {

@@ -211,6 +211,19 @@ describe('LmdbLocationIds', () => {
     expect(await again.idOf('k/b/next')).toBe(11);
   });
 
+  it('does not reuse an id whose releaseSync rolled back', async () => {
+    const { root } = openRoot();
+    const ids = new LmdbLocationIds(root);
+    const a = await ids.idOf('k/b/a');
+    const rolledBack = root.childTransaction(() => {
+      ids.releaseSync([a]);
+      throw new Error('roll back');
+    });
+    await expect(rolledBack).rejects.toThrow('roll back');
+    expect(await ids.idOf('k/b/other')).not.toBe(a);
+    expect(ids.nameOf(a)).toBe('k/b/a');
+  });
+
   it('release asserts the id is not in the record', async () => {
     const ids = new LmdbLocationIds(openRoot().root, { inRecord: () => true });
     const a = await ids.idOf('k/b/a');
