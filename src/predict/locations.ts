@@ -7,6 +7,7 @@
 import type { Database, RootDatabase } from 'lmdb';
 import type { ChangeIntent } from '../core/changes.ts';
 import { assert, assertNever } from '../core/assert.ts';
+import { FreeIds } from './free-ids.ts';
 import type { Location, LocationEntry, LocationIds, LocationName } from './types.ts';
 
 /** Format version byte of stored dictionary values (habit 8). */
@@ -261,7 +262,7 @@ export class LmdbLocationIds implements LocationIds {
   private readonly meta: Database<Buffer, string>;
   private readonly options: LocationIdsOptions;
   /** Free ids (released and durable), in memory so allocation is sync. */
-  private readonly free = new Set<number>();
+  private readonly free = new FreeIds();
   /** Names being assigned, with the commit that makes them durable. */
   private readonly pending = new Map<LocationName, { id: number; durable: Promise<void> }>();
   private readonly pendingIds = new Map<number, LocationName>();
@@ -389,10 +390,8 @@ export class LmdbLocationIds implements LocationIds {
   }
 
   private allocate(): number {
-    for (const id of this.free) {
-      this.free.delete(id);
-      return id;
-    }
+    const reused = this.free.take();
+    if (reused !== undefined) return reused;
     assert(this.nextId <= 0xffffffff, 'location ids exhausted');
     return this.nextId++;
   }
