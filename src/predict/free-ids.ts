@@ -15,6 +15,11 @@ export class FreeIds {
     return this.members.size;
   }
 
+  /** Stack entries, departed ids included (bounded: twice the members). */
+  get held(): number {
+    return this.stack.length;
+  }
+
   has(id: number): boolean {
     return this.members.has(id);
   }
