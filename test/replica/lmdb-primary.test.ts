@@ -41,6 +41,21 @@ async function openStore(hooks: ChangeHooks): Promise<{ store: DiskObjectStore; 
   return { store, root, durable };
 }
 
+/** A secondary that acks every record message at once; copies as given. */
+function fakeTarget(copies: Partial<ReplicaTarget>): ReplicaTarget {
+  return {
+    openSession: async () => ({ v: replicaWireVersion, epoch: 1, session: 1, lastMsgId: 0, entries: [] }),
+    applyRecord: async (m) => ({ v: replicaWireVersion, msgId: m.msgId, duplicate: false, recordSize: m.add.length }),
+    putObject: async () => true,
+    putObjects: async (items) => items.map(() => ({ applied: true })),
+    deleteObject: async () => true,
+    putBucket: async () => {},
+    health: async () => ({ v: replicaWireVersion, role: 'secondary', epoch: 1 }) as never,
+    close: async () => {},
+    ...copies,
+  };
+}
+
 const put = (store: DiskObjectStore, key: string, body: string) =>
   store.putObject({ bucket: 'b', key, body: Readable.from([Buffer.from(body)]), headers: {}, userMeta: {}, tags: {}, algorithms: [], sha256: false, verify: () => {} });
 
@@ -84,16 +99,10 @@ describe('Q in the store transaction', () => {
 
 describe('a commit of a key already in Q', () => {
   it('merges with the entry (first queue time kept), even one written behind the replicator\'s back', { timeout: 8000 }, async () => {
-    const target: ReplicaTarget = {
-      openSession: async () => ({ v: replicaWireVersion, epoch: 1, session: 1, lastMsgId: 0, entries: [] }),
-      applyRecord: async (m) => ({ v: replicaWireVersion, msgId: m.msgId, duplicate: false, recordSize: m.add.length }),
+    const target = fakeTarget({
       putObject: async () => { throw new TargetUnavailableError('copies wait in this test'); },
       putObjects: async () => { throw new TargetUnavailableError('copies wait in this test'); },
-      deleteObject: async () => true,
-      putBucket: async () => {},
-      health: async () => ({ v: replicaWireVersion, role: 'secondary', epoch: 1 }) as never,
-      close: async () => {},
-    };
+    });
     let primary: PrimaryReplicator | undefined;
     const opened = await openStore({ admit: (c) => primary!.admit(c), committed: (c) => primary!.committed(c), aborted: (c) => primary!.aborted(c) });
     primary = new PrimaryReplicator({ durable: opened.durable, target, clock: new VirtualClock(), random: seededRandom(1), config: { ...defaultPrimaryConfig, site: 'p' } });
@@ -150,20 +159,13 @@ describe('held copies (the committed version handed to the copier)', () => {
     const clock = new VirtualClock();
     const sent: ReplicaCopy[] = [];
     let failCopies = true;
-    const target: ReplicaTarget = {
-      openSession: async () => ({ v: replicaWireVersion, epoch: 1, session: 1, lastMsgId: 0, entries: [] }),
-      applyRecord: async (m) => ({ v: replicaWireVersion, msgId: m.msgId, duplicate: false, recordSize: m.add.length }),
-      putObject: async () => true,
+    const target = fakeTarget({
       putObjects: async (items) => {
         if (failCopies) throw new TargetUnavailableError('down for now');
         sent.push(...items);
         return items.map(() => ({ applied: true }));
       },
-      deleteObject: async () => true,
-      putBucket: async () => {},
-      health: async () => ({ v: replicaWireVersion, role: 'secondary', epoch: 1 }) as never,
-      close: async () => {},
-    };
+    });
     let rollback = false;
     let primary: PrimaryReplicator | undefined;
     const hooks: ChangeHooks = {
@@ -207,19 +209,12 @@ describe('held copies and copy priority', () => {
   async function readsBack(copyPriority: CopyPriority): Promise<{ reads: string[]; sent: string[] }> {
     const clock = new VirtualClock();
     const sent: string[] = [];
-    const target: ReplicaTarget = {
-      openSession: async () => ({ v: replicaWireVersion, epoch: 1, session: 1, lastMsgId: 0, entries: [] }),
-      applyRecord: async (m) => ({ v: replicaWireVersion, msgId: m.msgId, duplicate: false, recordSize: m.add.length }),
-      putObject: async () => true,
+    const target = fakeTarget({
       putObjects: async (items) => {
         sent.push(...items.map((c) => `${c.copy.meta.key}=${c.body.toString()}`));
         return items.map(() => ({ applied: true }));
       },
-      deleteObject: async () => true,
-      putBucket: async () => {},
-      health: async () => ({ v: replicaWireVersion, role: 'secondary', epoch: 1 }) as never,
-      close: async () => {},
-    };
+    });
     const load = { busy: true, inFlight: () => (load.busy ? 1 : 0), arrivals: () => 0 };
     let primary: PrimaryReplicator | undefined;
     const opened = await openStore({ admit: (c) => primary!.admit(c), committed: (c) => primary!.committed(c), aborted: (c) => primary!.aborted(c) });
@@ -271,21 +266,14 @@ describe('batch size', () => {
     const sizes: number[] = [];
     let open!: () => void;
     const gate = new Promise<void>((resolve) => (open = resolve));
-    const target: ReplicaTarget = {
-      openSession: async () => ({ v: replicaWireVersion, epoch: 1, session: 1, lastMsgId: 0, entries: [] }),
-      applyRecord: async (m) => ({ v: replicaWireVersion, msgId: m.msgId, duplicate: false, recordSize: m.add.length }),
-      putObject: async () => true,
+    const target = fakeTarget({
       putObjects: async (items) => {
         sizes.push(items.length);
         await gate;
         return items.map(() => ({ applied: true }));
       },
       ...(limit === undefined ? {} : { batchObjectsMax: () => limit }),
-      deleteObject: async () => true,
-      putBucket: async () => {},
-      health: async () => ({ v: replicaWireVersion, role: 'secondary', epoch: 1 }) as never,
-      close: async () => {},
-    };
+    });
     let primary: PrimaryReplicator | undefined;
     const opened = await openStore({ admit: (c) => primary!.admit(c), committed: (c) => primary!.committed(c), aborted: (c) => primary!.aborted(c) });
     const config = { ...defaultPrimaryConfig, site: 'p', copyPriority: 'eager' as const };
