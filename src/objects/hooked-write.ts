@@ -72,4 +72,3 @@ function committedChange(intent: ChangeIntent, seq: number, version: CommittedVe
   if (version !== undefined) out.version = version;
   return out;
 }
-

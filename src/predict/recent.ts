@@ -41,7 +41,7 @@ export class RecentWrites {
    * stale when its entry was written again later (entry.write differs):
    * the entry's latest record is its place in the LRU order, so the first
    * live record is the least recently written key. */
-  private fifo: Entry[] = [];
+  private fifo: Array<Entry | undefined> = [];
   private fifoWrites: number[] = [];
   private head = 0;
   private writes = 0;
@@ -114,7 +114,7 @@ export class RecentWrites {
       const entry = this.fifo[this.head]!;
       const live = entry.write === this.fifoWrites[this.head];
       if (live && this.keyCount <= this.keysMax && now - entry.time < this.windowMs) break;
-      this.fifo[this.head] = undefined as unknown as Entry; // no longer retained
+      this.fifo[this.head] = undefined; // no longer retained
       this.head++;
       if (live) this.forget(entry);
     }
@@ -138,7 +138,7 @@ export class RecentWrites {
   private compact(): void {
     const held = this.fifo.length - this.head;
     if (held > 2 * this.keyCount + 1024) {
-      const fifo: Entry[] = [];
+      const fifo: Array<Entry | undefined> = [];
       const writes: number[] = [];
       for (let i = this.head; i < this.fifo.length; i++) {
         const entry = this.fifo[i]!;
