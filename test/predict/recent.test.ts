@@ -72,7 +72,9 @@ describe('RecentWrites', () => {
     const rw = new RecentWrites({ windowMs: 1e9, keysMax: 1000 });
     for (let i = 0; i < 200_000; i++) rw.note(put(`hot/${i % 7}`), i);
     expect(rw.size).toBe(7);
-    expect(rw.recordsHeld).toBeLessThanOrEqual(2 * 7 + 1024 + 1);
+    // The ring fills before stale records go, and it is sized for twice
+    // the keys plus 1024: at most 4 x keys + 2048 records.
+    expect(rw.recordsHeld).toBeLessThanOrEqual(4 * 7 + 2048);
     expect(rw.recentWrites('bk', 'hot/', 200_000)).toBe(7);
   });
 
@@ -85,6 +87,7 @@ describe('RecentWrites', () => {
     const rw = new RecentWrites({ windowMs, keysMax });
     let ref: Array<{ key: string; time: number }> = [];
     let now = 0;
+    let peak = 0;
     for (let step = 0; step < 20_000; step++) {
       now += Math.floor(random() * 3);
       const key = `${['a/', 'a/b/', 'c/'][Math.floor(random() * 3)]}${Math.floor(random() * 80)}`;
@@ -98,9 +101,45 @@ describe('RecentWrites', () => {
           expect(rw.recentWrites('bk', prefix, now)).toBe(ref.filter((e) => e.key.startsWith(prefix)).length);
         }
         expect(rw.size).toBe(ref.length);
-        expect(rw.recordsHeld).toBeLessThanOrEqual(2 * rw.size + 1024 + 1);
+        peak = Math.max(peak, rw.size);
+        expect(rw.recordsHeld).toBeLessThanOrEqual(4 * peak + 2048);
       }
     }
+  });
+
+  it('matches the reference over many keys in several buckets and nested prefixes (table growth, deletes, prefix reuse)', () => {
+    let seed = 987654;
+    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const windowMs = 2_000;
+    const keysMax = 3_000;
+    const rw = new RecentWrites({ windowMs, keysMax });
+    const ref = new Map<string, number>(); // "bucket key" -> last write, in last-write order
+    const prefixes = ['', 'a/', 'a/b/', 'a/b/c/', 'd/'];
+    let now = 0;
+    for (let step = 0; step < 60_000; step++) {
+      now += Math.floor(random() * 2);
+      const bucket = `bk${Math.floor(random() * 3)}`;
+      const key = `${prefixes[Math.floor(random() * prefixes.length)]}${Math.floor(random() * 4000)}`;
+      rw.note({ kind: 'put', bucket, key }, now);
+      ref.delete(`${bucket} ${key}`);
+      ref.set(`${bucket} ${key}`, now);
+      for (const [k, t] of ref) {
+        if (ref.size <= keysMax && now - t < windowMs) break;
+        ref.delete(k);
+      }
+      if (step % 997 === 0) {
+        expect(rw.size).toBe(ref.size);
+        for (const b of ['bk0', 'bk1', 'bk2']) {
+          for (const p of prefixes) {
+            const expected = [...ref.keys()].filter((k) => k.startsWith(`${b} ${p}`)).length;
+            expect(rw.recentWrites(b, p, now)).toBe(expected);
+          }
+        }
+      }
+    }
+    now += windowMs;
+    expect(rw.recentWrites('bk0', '', now)).toBe(0);
+    expect(rw.size).toBe(0);
   });
 });
 
