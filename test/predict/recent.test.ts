@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { seededRandom } from '../../src/core/clock.ts';
 import { RecentWrites } from '../../src/predict/recent.ts';
 
 const put = (key: string) => ({ kind: 'put' as const, bucket: 'bk', key });
@@ -80,8 +81,8 @@ describe('RecentWrites', () => {
 
   it('matches a plain reference LRU over random writes, expiries and capacity evictions', () => {
     // Reference: an array in last-write order, scanned in full.
-    let seed = 12345;
-    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const rng = seededRandom(12345);
+    const random = () => rng.next();
     const windowMs = 500;
     const keysMax = 50;
     const rw = new RecentWrites({ windowMs, keysMax });
@@ -108,8 +109,8 @@ describe('RecentWrites', () => {
   });
 
   it('matches the reference over many keys in several buckets and nested prefixes (table growth, deletes, prefix reuse)', () => {
-    let seed = 987654;
-    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const rng = seededRandom(987654);
+    const random = () => rng.next();
     const windowMs = 2_000;
     const keysMax = 3_000;
     const rw = new RecentWrites({ windowMs, keysMax });
