@@ -280,6 +280,7 @@ export class PrimaryReplicator implements ChangeHooks {
       peerUp: () => this.peer === 'ok',
       copiesHeld: () => this.copier.pacing()?.state === 'deferring',
       heldAgeMs: () => this.copier.pacing()?.heldMs ?? 0,
+      writes: () => this.counts,
     });
   }
 
@@ -1182,7 +1183,6 @@ export class PrimaryReplicator implements ChangeHooks {
 
   private countWrite(result: 'hit' | 'miss'): void {
     this.counts[result === 'hit' ? 'hits' : 'misses']++;
-    this.options.metrics?.countWrite(result);
   }
 }
 
