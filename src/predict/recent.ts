@@ -65,7 +65,7 @@ export class RecentWrites {
     if (slot < 0) slot = this.keys.insert(h1, h2, this.prefixes.add(bucket, key));
     this.keys.write[slot] = write;
     this.keys.time[slot] = now;
-    if (this.fifo.full) this.fifo = this.fifo.compacted((r) => this.isLive(r), 2 * this.keys.count + initialSlots);
+    if (this.fifo.full) this.fifo = this.fifo.compacted((r) => this.liveSlot(r) >= 0, 2 * this.keys.count + initialSlots);
     this.fifo.push(h1, h2, write, now);
     this.evict(now);
   }
@@ -110,17 +110,18 @@ export class RecentWrites {
     const { fifo, keys } = this;
     while (fifo.length > 0) {
       const r = fifo.head;
-      const slot = keys.find(fifo.h1[r]!, fifo.h2[r]!);
-      const live = slot >= 0 && keys.write[slot] === fifo.write[r];
-      if (live && keys.count <= this.keysMax && now - fifo.time[r]! < this.windowMs) return;
+      const slot = this.liveSlot(r);
+      if (slot >= 0 && keys.count <= this.keysMax && now - fifo.time[r]! < this.windowMs) return;
       fifo.shift();
-      if (live) this.prefixes.remove(keys.remove(slot));
+      if (slot >= 0) this.prefixes.remove(keys.remove(slot));
     }
   }
 
-  private isLive(r: number): boolean {
+  /** The key table slot of FIFO record `r` if it is its key's latest
+   * write; -1 when stale (written again since, or forgotten). */
+  private liveSlot(r: number): number {
     const slot = this.keys.find(this.fifo.h1[r]!, this.fifo.h2[r]!);
-    return slot >= 0 && this.keys.write[slot] === this.fifo.write[r];
+    return slot >= 0 && this.keys.write[slot] === this.fifo.write[r] ? slot : -1;
   }
 }
 
