@@ -19,7 +19,7 @@ import type { ObjectStore, ReplicaBody } from '../objects/types.ts';
 import { parseLocationName } from '../predict/locations.ts';
 import type { BatchResult, ReplicaCopy } from './batch.ts';
 import type { ReplicaMetrics } from './metrics.ts';
-import type { PrimaryDurable, QEntry } from './state.ts';
+import type { Dequeued, PrimaryDurable, QEntry } from './state.ts';
 import { copyCurrentVersion } from './copy-one.ts';
 import type { CopyPacer, PacingStatus } from './pacing.ts';
 import type { ReplicaTarget } from './target.ts';
@@ -33,9 +33,9 @@ export interface CopierOptions {
   concurrency: number;
   epoch: () => number;
   store: () => ObjectStore | undefined;
-  /** The entry with `seq` left Q (in sync); without a seq, none was found
-   * (never committed, or already gone). */
-  onSynced: (qkey: string, seq?: number) => void;
+  /** The entry left Q (in sync): its seq and cover; without them, none
+   * was found (never committed, or already gone). */
+  onSynced: (qkey: string, removed?: Dequeued) => void;
   onFenced: (err: FencedError) => void;
   /** The version committed with `seq` when it is still in memory: sent
    * without reading the store (a small PUT's meta and body). */
@@ -386,7 +386,7 @@ export class Copier {
     if (sent.length > 0) this.options.metrics?.objectsReplicated.inc({ op: 'put' }, sent.length);
     // "on S's durable ack removes K from Q, unless K was written again
     // meanwhile" (write path step 6): one transaction for the batch.
-    let removed: Set<string>;
+    let removed: Map<string, readonly number[]>;
     try {
       removed = await durable.qDeleteIfSeqMany(sent);
     } catch {
@@ -395,7 +395,8 @@ export class Copier {
     }
     for (const [qkey, seq] of sent) {
       this.retries.delete(qkey);
-      if (removed.has(qkey)) this.options.onSynced(qkey, seq);
+      const cover = removed.get(qkey);
+      if (cover !== undefined) this.options.onSynced(qkey, { seq, cover });
       else this.ready.add(qkey);
     }
   }
@@ -485,14 +486,14 @@ export class Copier {
     if (this.stopped) return;
     // "on S's durable ack removes K from Q, unless K was written again
     // meanwhile" (write path step 6).
-    let removed = false;
+    let cover: readonly number[] | undefined;
     try {
-      removed = await durable.qDeleteIfSeq(qkey, entry.seq);
+      cover = await durable.qDeleteIfSeq(qkey, entry.seq);
     } catch {
       return this.scheduleRetry(qkey);
     }
     this.retries.delete(qkey);
-    if (removed) this.options.onSynced(qkey, entry.seq);
+    if (cover !== undefined) this.options.onSynced(qkey, { seq: entry.seq, cover });
     else this.ready.add(qkey);
   }
 

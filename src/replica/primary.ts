@@ -31,7 +31,7 @@ import type { SyncCopyCounts, SyncCopyOutcome } from './sync-copy.ts';
 import type { RecordMessage, SessionInfo } from './messages.ts';
 import { replicaWireVersion } from './messages.ts';
 import type { ReplicaMetrics } from './metrics.ts';
-import type { PrimaryDurable, QEntry } from './state.ts';
+import type { Dequeued, PrimaryDurable, QEntry } from './state.ts';
 import type { ReplicaTarget } from './target.ts';
 import { FencedError, StaleSessionError } from './target.ts';
 
@@ -147,8 +147,9 @@ interface Admitted {
   expires: number;
 }
 
-/** What a queued key pins, and the seq of its last commit (onSynced). */
-interface QueuedPins {
+/** Pins a queued key holds beyond its Q entry's cover (pinExtra), and the
+ * seq of the entry they were taken for (onSynced). */
+interface ExtraPins {
   seq: number;
   ids: number[];
 }
@@ -182,8 +183,15 @@ export class PrimaryReplicator implements ChangeHooks {
   /** Pins: ids covering a queued or admitted-not-committed key. Only ids
    * without pins may leave (claims 14-15: "only locations not in Q"). */
   private readonly pins = new Map<number, number>();
-  /** Per queued key: the ids it pins and the seq of its last commit. */
-  private readonly qPins = new Map<string, QueuedPins>();
+  /** A queued key pins its Q entry's cover: from the commit that put an
+   * id in it (queue) until the copy that removed the entry hands the cover
+   * back (onSynced). Nothing per queued key is kept in memory for it: a
+   * burst queues tens of thousands of keys, and each one's objects cost the
+   * GC on every write (a single site made to keep the primary's per-key
+   * objects cost about as much CPU per PUT as replication itself). Only the
+   * rare pins taken after the commit (a restart's, a rebuilt R''s, a
+   * resync's) are kept here, per key. */
+  private readonly extraPins = new Map<string, ExtraPins>();
   /** The last committed version of queued keys, when small (heldCopy). */
   private readonly held = new Map<string, HeldCopy>();
   private heldBytes = 0;
@@ -373,9 +381,8 @@ export class PrimaryReplicator implements ChangeHooks {
     const qkey = queueKeyOf(change);
     let pinsMoved = false;
     if (qkey !== undefined) {
-      this.queue(qkey, change, cover, now);
+      pinsMoved = this.queue(qkey, change, cover, now, admission !== undefined && cover === admission.ids);
       if (cover.length === 0) this.options.durable.dirtyAddSync(qkey);
-      pinsMoved = this.pinQueued(qkey, cover, change.seq, admission !== undefined && cover === admission.ids);
     }
     if (!pinsMoved) this.unpin(admission?.ids ?? []);
     this.lastActive.touch(cover, now);
@@ -384,13 +391,38 @@ export class PrimaryReplicator implements ChangeHooks {
     if (qkey !== undefined && !this.copiesBeforeAck(change, admission, qkey)) this.copier.notify(qkey);
   }
 
-  /** The Q entry of a commit, in its transaction: a queued key keeps its
-   * first queue time and every cover id still in R'. */
-  private queue(qkey: string, change: CommittedChange, cover: number[], now: number): void {
+  /**
+   * The Q entry of a commit, in its transaction, and its pins: a queued key
+   * keeps its first queue time, and its cover gains the ids of `cover` it
+   * lacks, each pinned once here and unpinned once when the entry leaves Q
+   * (onSynced). No id leaves a cover while queued: it would be unpinned
+   * twice. One outside R' meanwhile (dropLost) pins harmlessly.
+   *
+   * `moved`: `cover` is the admission's own array, already pinned; returns
+   * true when those pins passed to the new entry as they are (the caller
+   * then does not unpin the admission).
+   *
+   * A transaction that rolls back after this ran keeps the pins taken here
+   * although its entry does not hold them: safe (pins only keep ids in R'),
+   * and gone at the next start (loadPins).
+   */
+  private queue(qkey: string, change: CommittedChange, cover: number[], now: number, moved: boolean): boolean {
     const { durable } = this.options;
     const prev = durable.qGet(qkey);
-    const union = prev === undefined ? cover : [...new Set([...prev.cover.filter((id) => this.rPrime.has(id)), ...cover])];
-    durable.qPutSync(qkey, { seq: change.seq, kind: change.kind, at: prev?.at ?? now, cover: union }, prev !== undefined);
+    if (prev === undefined) {
+      durable.qPutSync(qkey, { seq: change.seq, kind: change.kind, at: now, cover }, false);
+      if (moved) return true;
+      this.pin(cover);
+      return false;
+    }
+    const union = prev.cover; // decoded for this call: ours to extend
+    for (const id of cover) {
+      if (union.includes(id)) continue;
+      union.push(id);
+      this.pinOne(id);
+    }
+    durable.qPutSync(qkey, { seq: change.seq, kind: change.kind, at: prev.at, cover: union }, true);
+    return false;
   }
 
   /**
@@ -567,11 +599,7 @@ export class PrimaryReplicator implements ChangeHooks {
       const id = this.idCache.get(name) ?? (this.notInRecord.has(name) ? undefined : this.peekId(name));
       if (id !== undefined && record.has(id)) ids.push(id);
     }
-    // An exact-size copy: the array pins its key for as long as the key is
-    // queued (pinQueued), and one grown by push holds 17 slots, ~150 bytes
-    // more per queued key (a heap snapshot of a held burst: 513 bytes
-    // retained per queued key before).
-    return ids.length === 0 ? ids : ids.slice();
+    return ids;
   }
 
   /**
@@ -596,7 +624,11 @@ export class PrimaryReplicator implements ChangeHooks {
   }
 
   private pin(ids: Iterable<number>): void {
-    for (const id of ids) this.pins.set(id, (this.pins.get(id) ?? 0) + 1);
+    for (const id of ids) this.pinOne(id);
+  }
+
+  private pinOne(id: number): void {
+    this.pins.set(id, (this.pins.get(id) ?? 0) + 1);
   }
 
   private unpin(ids: Iterable<number>): void {
@@ -661,63 +693,67 @@ export class PrimaryReplicator implements ChangeHooks {
   }
 
   /**
-   * `seq`: the queued commit's (the latest one pins what they all cover).
-   * `admitted`: `ids` is the taken admission's own array, pinned by it.
-   * Returns true when those pins passed to the queued key as they are (the
-   * caller then does not unpin the admission): the count of every id is
-   * the same before and after, and no removal runs in between (all of it
-   * synchronous), so this only saves a pin and an unpin per id.
+   * Pins `ids` for the queued key beyond its entry's `cover`, until the
+   * removal of its entry of `seq` or a later one. `seq` only rises: the
+   * latest entry's removal releases what they all took.
    */
-  private pinQueued(qkey: string, ids: number[], seq: number, admitted = false): boolean {
-    // Arrays, not Sets: one per queued key lives until its copy is acked,
-    // and covers are a few ids.
-    const pinned = this.qPins.get(qkey);
-    if (pinned === undefined) {
-      if (admitted) {
-        this.qPins.set(qkey, { seq, ids });
-        return true;
-      }
-      // Distinct already: distinct names have distinct ids.
-      const own = ids.slice();
-      this.qPins.set(qkey, { seq, ids: own });
-      this.pin(own);
-      return false;
-    }
-    pinned.seq = Math.max(pinned.seq, seq);
+  private pinExtra(qkey: string, ids: readonly number[], seq: number, cover: readonly number[] = []): void {
+    let extra = this.extraPins.get(qkey);
     for (const id of ids) {
-      if (pinned.ids.includes(id)) continue;
-      pinned.ids.push(id);
-      this.pin([id]);
+      if (cover.includes(id) || extra?.ids.includes(id)) continue;
+      if (extra === undefined) {
+        extra = { seq, ids: [] };
+        this.extraPins.set(qkey, extra);
+      }
+      extra.ids.push(id);
+      this.pinOne(id);
     }
-    return false;
+    if (extra !== undefined) extra.seq = Math.max(extra.seq, seq);
   }
 
   /**
-   * The copier removed the Q entry of `seq` (in sync), or found none
-   * (seq undefined): its pins go. Unless the key was committed again after
-   * that entry: the removal's transaction and the new commit can share one
-   * lmdb batch, so the new entry is in Q before this runs, and only locations
-   * "not in Q" may leave the record (claims 14-15).
+   * The copier removed the Q entry (in sync): its cover's pins go, and the
+   * extra ones taken for it or an older entry. Without `removed` it found
+   * none (an entry already gone): only the extra pins go, as the cover's
+   * went with whatever removed it. A newer entry's are kept: the removal's
+   * transaction and a new commit can share one lmdb batch, so the new entry
+   * is in Q before this runs, and only locations "not in Q" may leave the
+   * record (claims 14-15).
    */
-  private onSynced(qkey: string, seq?: number): void {
+  private onSynced(qkey: string, removed?: Dequeued): void {
     const held = this.held.get(qkey);
-    if (held !== undefined && (seq === undefined || held.seq <= seq)) this.dropHeld(qkey, held);
-    const pinned = this.qPins.get(qkey);
-    if (pinned !== undefined && (seq === undefined || pinned.seq <= seq)) {
-      this.qPins.delete(qkey);
-      this.unpin(pinned.ids);
+    if (held !== undefined && (removed === undefined || held.seq <= removed.seq)) this.dropHeld(qkey, held);
+    if (removed !== undefined) this.unpin(removed.cover);
+    const extra = this.extraPins.get(qkey);
+    if (extra !== undefined && (removed === undefined || extra.seq <= removed.seq)) {
+      this.extraPins.delete(qkey);
+      this.unpin(extra.ids);
     }
     if (this.waiters.length > 0) this.kick();
   }
 
-  /** After a restart: every Q entry pins what covers it. */
+  /** At start: every Q entry pins its cover, and what else covers it. */
   private loadPins(): void {
+    this.forEachQueued((_qkey, entry) => this.pin(entry.cover));
+    this.pinRegained();
+  }
+
+  /** Ids of R' that cover a queued key beyond its entry's cover (after a
+   * restart, or R' rebuilt from R): pinned as extra pins. */
+  private pinRegained(): void {
+    this.forEachQueued((qkey, entry) => {
+      const change = changeOfQueueKey(qkey);
+      if (change !== undefined) this.pinExtra(qkey, this.coverIds(change), entry.seq, entry.cover);
+    });
+  }
+
+  private forEachQueued(fn: (qkey: string, entry: QEntry) => void): void {
     const { durable } = this.options;
     let after: string | undefined;
     for (let page = 0; page <= copyQueueEntriesMax / 1000; page++) {
       const entries = durable.qScan(after, 1000);
       if (entries.length === 0) break;
-      for (const [qkey, entry] of entries) this.pinQueued(qkey, this.queuedCover(qkey, entry), entry.seq);
+      for (const [qkey, entry] of entries) fn(qkey, entry);
       after = entries[entries.length - 1]?.[0];
     }
   }
@@ -829,7 +865,7 @@ export class PrimaryReplicator implements ChangeHooks {
     for (const id of this.pendingRemovals) if (!this.rPrime.has(id)) this.toRelease.add(id);
     this.pendingRemovals.clear();
     // Entries R' just regained may cover queued keys: pin them too.
-    if (consistent.length > 0) this.loadPins();
+    if (consistent.length > 0) this.pinRegained();
     await this.saveRecord();
   }
 
@@ -845,15 +881,9 @@ export class PrimaryReplicator implements ChangeHooks {
     this.rPrime.remove(lost);
     this.lastActive.forget(lost);
     const uncovered: string[] = [];
-    let after: string | undefined;
-    for (let page = 0; page <= copyQueueEntriesMax / 1000; page++) {
-      const entries = this.options.durable.qScan(after, 1000);
-      if (entries.length === 0) break;
-      for (const [qkey, entry] of entries) {
-        if (!this.queuedCover(qkey, entry).some((id) => this.rPrime.has(id))) uncovered.push(qkey);
-      }
-      after = entries[entries.length - 1]?.[0];
-    }
+    this.forEachQueued((qkey, entry) => {
+      if (!this.queuedCover(qkey, entry).some((id) => this.rPrime.has(id))) uncovered.push(qkey);
+    });
     if (uncovered.length > 0) await this.options.durable.dirtyAdd(uncovered);
   }
 
@@ -1116,7 +1146,11 @@ export class PrimaryReplicator implements ChangeHooks {
       const change = changeOfQueueKey(qkey);
       const cover = change === undefined ? [] : this.coverIds(change);
       if (cover.length === 0) return;
-      this.pinQueued(qkey, cover, this.options.durable.qSeq(qkey) ?? 0);
+      // Pinned while queued. A key whose copy finished while the message
+      // was out is in sync: a pin taken for no entry would last until the
+      // key's next copy (the simulation's convergence check caught it).
+      const seq = this.options.durable.qSeq(qkey);
+      if (seq !== undefined) this.pinExtra(qkey, cover, seq);
       void this.options.durable.dirtyDelete([qkey]).catch(() => {});
       return;
     }

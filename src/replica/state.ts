@@ -51,6 +51,12 @@ export interface QEntry {
   cover: number[];
 }
 
+/** A Q entry its copy removed: the seq it had and the ids it pinned. */
+export interface Dequeued {
+  seq: number;
+  cover: readonly number[];
+}
+
 export interface PrimaryMeta {
   epoch: number;
   /** Set when a peer showed a higher epoch: this site refuses writes. */
@@ -78,11 +84,12 @@ export interface PrimaryDurable {
   /** The entry's seq alone (the copier's batch reads only that). */
   qSeq(qkey: string): number | undefined;
   /** Removes the entry only if its seq is still `seq` (not written again),
-   * and the key from the dirty set with it; true when removed. */
-  qDeleteIfSeq(qkey: string, seq: number): Promise<boolean>;
+   * and the key from the dirty set with it; returns the removed entry's
+   * cover (read in the removing transaction), or undefined. */
+  qDeleteIfSeq(qkey: string, seq: number): Promise<readonly number[] | undefined>;
   /** qDeleteIfSeq for many entries in one durable transaction; returns the
-   * keys removed. */
-  qDeleteIfSeqMany(entries: ReadonlyArray<readonly [string, number]>): Promise<Set<string>>;
+   * keys removed, each with its entry's cover. */
+  qDeleteIfSeqMany(entries: ReadonlyArray<readonly [string, number]>): Promise<Map<string, readonly number[]>>;
   /** Resolves once the writes made so far (those of a transaction running
    * now included) are committed and visible to reads: a Q entry written in
    * `committed` cannot be read back before its commit. */
@@ -206,20 +213,20 @@ export class LmdbPrimaryDurable implements PrimaryDurable {
     return raw === undefined ? undefined : qEntrySeq(raw);
   }
 
-  async qDeleteIfSeq(qkey: string, seq: number): Promise<boolean> {
-    return (await this.qDeleteIfSeqMany([[qkey, seq]])).has(qkey);
+  async qDeleteIfSeq(qkey: string, seq: number): Promise<readonly number[] | undefined> {
+    return (await this.qDeleteIfSeqMany([[qkey, seq]])).get(qkey);
   }
 
-  async qDeleteIfSeqMany(entries: ReadonlyArray<readonly [string, number]>): Promise<Set<string>> {
-    const removed = new Set<string>();
+  async qDeleteIfSeqMany(entries: ReadonlyArray<readonly [string, number]>): Promise<Map<string, readonly number[]>> {
+    const removed = new Map<string, readonly number[]>();
     let undirtied = 0;
     await this.root.transaction(() => {
       for (const [qkey, seq] of entries) {
         // The shared buffer, read at once (nothing else reads in between).
         const raw = this.q.getBinaryFast(qkey);
         if (raw === undefined || qEntrySeq(raw) !== seq) continue;
+        removed.set(qkey, decodeQEntry(raw).cover); // its pins go with it
         this.q.removeSync(qkey);
-        removed.add(qkey);
         // The count only ever over-counts (a rolled-back add): at 0 the
         // dirty set is empty, and the copier's removals skip the read.
         if (this.approxDirty > 0 && this.dirty.get(qkey) !== undefined) {
@@ -427,17 +434,18 @@ export class MemPrimaryDurable implements PrimaryDurable {
   qSeq(qkey: string): number | undefined {
     return this.s.q.get(qkey)?.seq;
   }
-  async qDeleteIfSeq(qkey: string, seq: number): Promise<boolean> {
-    return (await this.qDeleteIfSeqMany([[qkey, seq]])).has(qkey);
+  async qDeleteIfSeq(qkey: string, seq: number): Promise<readonly number[] | undefined> {
+    return (await this.qDeleteIfSeqMany([[qkey, seq]])).get(qkey);
   }
-  async qDeleteIfSeqMany(entries: ReadonlyArray<readonly [string, number]>): Promise<Set<string>> {
+  async qDeleteIfSeqMany(entries: ReadonlyArray<readonly [string, number]>): Promise<Map<string, readonly number[]>> {
     this.life.check();
-    const removed = new Set<string>();
+    const removed = new Map<string, readonly number[]>();
     for (const [qkey, seq] of entries) {
-      if (this.s.q.get(qkey)?.seq !== seq) continue;
+      const entry = this.s.q.get(qkey);
+      if (entry?.seq !== seq) continue;
       this.s.q.delete(qkey);
       this.s.dirty.delete(qkey);
-      removed.add(qkey);
+      removed.set(qkey, entry.cover.slice());
     }
     // As in lmdb, a removal is visible to the commits after it before its
     // caller hears of it: a key may be committed again in between.

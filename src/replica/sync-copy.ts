@@ -27,7 +27,7 @@ import type { CommittedChange, WriteToken } from '../core/changes.ts';
 import { syncCopiesPendingMax } from '../core/limits.ts';
 import type { ObjectStore } from '../objects/types.ts';
 import type { ReplicaMetrics } from './metrics.ts';
-import type { PrimaryDurable, QEntry } from './state.ts';
+import type { Dequeued, PrimaryDurable, QEntry } from './state.ts';
 import { copyCurrentVersion } from './copy-one.ts';
 import type { ReplicaTarget } from './target.ts';
 import { FencedError } from './target.ts';
@@ -46,7 +46,7 @@ export interface SyncCopierOptions {
   store: () => ObjectStore | undefined;
   peerUp: () => boolean;
   /** The Q entry left Q: its pins go (as for the copier's copies). */
-  onSynced: (qkey: string, seq?: number) => void;
+  onSynced: (qkey: string, removed?: Dequeued) => void;
   /** Hands the key to the copier (asynchronous, with retries). */
   toCopier: (qkey: string) => void;
   onFenced: (err: FencedError) => void;
@@ -132,13 +132,13 @@ export class SyncCopier {
 
   /** "removes K from Q, unless K was written again meanwhile" (step 6). */
   private async dequeue(qkey: string, seq: number): Promise<void> {
-    let removed = false;
+    let cover: readonly number[] | undefined;
     try {
-      removed = await this.options.durable.qDeleteIfSeq(qkey, seq);
+      cover = await this.options.durable.qDeleteIfSeq(qkey, seq);
     } catch (err) {
       this.options.log?.('removing a synchronously copied key from Q failed', { qkey, err: String(err) });
     }
-    if (removed) this.options.onSynced(qkey, seq);
+    if (cover !== undefined) this.options.onSynced(qkey, { seq, cover });
     else this.options.toCopier(qkey);
   }
 

@@ -170,7 +170,7 @@ describe('LmdbPrimaryDurable batch removal', () => {
   it('removes only entries whose seq is unchanged, dirty marks with them, in one call', async () => {
     const { root } = await openStore();
     const durable = new LmdbPrimaryDurable(root);
-    const entry = (seq: number): QEntry => ({ seq, kind: 'put', at: 1, cover: [1] });
+    const entry = (seq: number): QEntry => ({ seq, kind: 'put', at: 1, cover: [seq, 100] });
     await root.transaction(() => {
       durable.qPutSync('k/b/a', entry(1));
       durable.qPutSync('k/b/b', entry(5)); // rewritten after its copy was read at seq 2
@@ -178,7 +178,8 @@ describe('LmdbPrimaryDurable batch removal', () => {
       durable.dirtyAddSync('k/b/a');
     });
     const removed = await durable.qDeleteIfSeqMany([['k/b/a', 1], ['k/b/b', 2], ['k/b/c', 3], ['k/b/none', 1]]);
-    expect([...removed].sort()).toEqual(['k/b/a', 'k/b/c']);
+    // Each removed key with its entry's cover (its pins go with it).
+    expect([...removed].sort()).toEqual([['k/b/a', [1, 100]], ['k/b/c', [3, 100]]]);
     expect(durable.qGet('k/b/b')?.seq).toBe(5);
     expect(durable.qGet('k/b/a')).toBeUndefined();
     expect(durable.dirtyHas('k/b/a')).toBe(false);
