@@ -83,6 +83,12 @@ export const pendingMissesMax = 10_000;
 /** Keys in the copy queue Q; a write beyond it gets SlowDown rather than an
  * unbounded backlog (and an unbounded resync after a disaster). */
 export const copyQueueEntriesMax = 1_000_000;
+/** Keys of Q the copier tracks in memory at most (its ready set): a window
+ * onto Q, refilled by scanning Q. Enough for several full batches in
+ * flight; Q itself holds up to copyQueueEntriesMax keys durably, and one
+ * set entry per queued key (a held burst queues tens of thousands) costs the
+ * GC on every client write. */
+export const copyReadyKeysMax = 8192;
 /** A record message is tried this many times before the peer counts as down. */
 export const recordSendAttempts = 3;
 /** Wait for a peer's answer this long before counting the attempt lost. */

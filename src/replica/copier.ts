@@ -7,6 +7,7 @@
 import type { Clock, Random } from '../core/clock.ts';
 import {
   copyQueueEntriesMax,
+  copyReadyKeysMax,
   copyRetryBaseMs,
   copyRetryMaxMs,
   replicaBatchBytesMax,
@@ -44,6 +45,8 @@ export interface CopierOptions {
   log?: (message: string, fields?: Record<string, unknown>) => void;
   /** Full rescans of Q (entries whose notify raced their commit). */
   rescanMs?: number;
+  /** The ready window's size (copyReadyKeysMax; smaller in tests). */
+  readyKeysMax?: number;
   /** Copy priority (pacing.ts): holds copies back while clients are busy,
    * within its bounds. Without it every copy goes as soon as it can. */
   pacer?: CopyPacer;
@@ -59,6 +62,9 @@ const phantomChecksMax = 5;
 const rescanLagEvery = 6;
 /** Q keys read per rescan page. */
 const scanPage = 1000;
+/** Pages of Q one refill of the ready window reads at most before the
+ * loop yields (keys all tracked already, such as backing off, are skipped). */
+const fillPagesMax = 8;
 /** Q keys of buckets (locationName of a bucket location, predict/locations.ts). */
 const bucketQueueKeyPrefix = 'b/';
 
@@ -111,9 +117,18 @@ interface Pending {
  * dominating both sites' CPU, on the cores the client writes need.
  */
 export class Copier {
-  /** Keys to look at, bounded by Q's size (copyQueueEntriesMax). A key is
-   * in at most one of ready, singles and inFlight. */
+  /** Keys to look at: with singles, a window of at most readyKeysMax keys
+   * onto Q (buckets' copies aside). A key is in at most one of ready,
+   * singles and inFlight. */
   private readonly ready = new Set<string>();
+  /** Q may hold keys no set here tracks: a key that came past the full
+   * window was dropped, and a scan of Q from `cursor` finds it (fill). */
+  private untracked = false;
+  /** A key was dropped since the current pass over Q began. */
+  private droppedThisPass = false;
+  /** Where the next refill reads Q from; undefined: a new pass. */
+  private cursor: string | undefined;
+  private filling = false;
   /** Ready keys that go one copy per request. */
   private readonly singles = new Set<string>();
   private readonly inFlight = new Set<string>();
@@ -158,6 +173,14 @@ export class Copier {
   notify(qkey: string): void {
     this.retries.delete(qkey);
     this.delayed.delete(qkey);
+    if (this.windowFull() && this.deferring && !this.inFlight.has(qkey) && !qkey.startsWith(bucketQueueKeyPrefix)) {
+      // Copies held for clients and the window full: the key is in Q (this
+      // runs in its commit's transaction), and a refill finds it when copies
+      // go. No promise or set entry per client write meanwhile.
+      this.dropped();
+      this.options.pacer?.held();
+      return;
+    }
     // Called inside the transaction that writes the Q entry: a read before
     // its commit would find no entry (and back off as for a phantom).
     this.notifying++;
@@ -170,7 +193,7 @@ export class Copier {
   private enqueue(qkey: string): void {
     if (this.stopped) return;
     if (this.inFlight.has(qkey)) this.again.add(qkey);
-    else if (!this.singles.has(qkey) && this.ready.size < copyQueueEntriesMax) this.addReady(qkey);
+    else if (!this.singles.has(qkey)) this.addReady(qkey);
     const pacer = this.options.pacer;
     pacer?.held();
     // Copies held back for clients: a new one changes nothing until the
@@ -180,6 +203,11 @@ export class Copier {
 
   stats(): { bytes: number; objects: number } {
     return { bytes: this.bytes, objects: this.objects };
+  }
+
+  /** Keys tracked in the ready window now, and whether Q holds others. */
+  window(): { tracked: number; untracked: boolean } {
+    return { tracked: this.ready.size + this.singles.size, untracked: this.untracked };
   }
 
   /** Age of the oldest queued entry (replication lag), from the last scan. */
@@ -193,7 +221,58 @@ export class Copier {
    * object in it (and every write after a failover) needs it on S. */
   private addReady(qkey: string): void {
     if (qkey.startsWith(bucketQueueKeyPrefix)) this.singles.add(qkey);
-    else this.ready.add(qkey);
+    else if (!this.windowFull() || this.ready.has(qkey)) this.ready.add(qkey);
+    else this.dropped();
+  }
+
+  /** Singles count too: without batches, every ready key becomes one. */
+  private windowFull(): boolean {
+    return this.ready.size + this.singles.size >= (this.options.readyKeysMax ?? copyReadyKeysMax);
+  }
+
+  /** A queued key left untracked: a refill pass must find it. */
+  private dropped(): void {
+    this.untracked = true;
+    this.droppedThisPass = true;
+  }
+
+  private tracks(qkey: string): boolean {
+    return this.ready.has(qkey) || this.singles.has(qkey) || this.inFlight.has(qkey) || this.delayed.has(qkey);
+  }
+
+  /**
+   * Refills the ready window from Q when it is half empty and Q holds keys
+   * it does not track, reading on from where the last refill stopped. A
+   * pass that reaches Q's end with no key dropped since it began has seen
+   * every key: a pass begins only once the commits of the keys dropped
+   * before it are visible (durable.committed), so none can hide behind the
+   * cursor. Returns true when it stopped at its page budget with room left
+   * (the loop comes back at once).
+   */
+  private async fill(): Promise<boolean> {
+    const windowMax = this.options.readyKeysMax ?? copyReadyKeysMax;
+    if (!this.untracked || this.filling || this.ready.size + this.singles.size > windowMax / 2) return false;
+    this.filling = true;
+    try {
+      if (this.cursor === undefined) {
+        this.droppedThisPass = false;
+        await this.options.durable.committed();
+      }
+      for (let page = 0; page < fillPagesMax; page++) {
+        if (this.stopped || this.windowFull()) return false;
+        const entries = this.options.durable.qScan(this.cursor, scanPage);
+        if (entries.length === 0) {
+          this.cursor = undefined;
+          if (!this.droppedThisPass) this.untracked = false;
+          return this.untracked; // a new pass, next turn
+        }
+        for (const [qkey] of entries) if (!this.tracks(qkey)) this.addReady(qkey);
+        this.cursor = entries[entries.length - 1]?.[0];
+      }
+      return !this.windowFull();
+    } finally {
+      this.filling = false;
+    }
   }
 
   /** True while copies are held back for clients (background priority). */
@@ -216,8 +295,9 @@ export class Copier {
         await this.idle(until);
         continue;
       }
+      const refill = await this.fill();
       // One batch per turn at most: client requests get the loop in between.
-      const more = this.dispatch();
+      const more = this.dispatch() || refill;
       this.noteBacklog();
       if (more) await new Promise<void>((resolve) => setImmediate(resolve));
       else await this.idle();
@@ -233,7 +313,7 @@ export class Copier {
 
   /** Tells the pacer whether copies wait to be sent; true when some do. */
   private noteBacklog(): boolean {
-    const waiting = this.ready.size + this.singles.size > 0;
+    const waiting = this.ready.size + this.singles.size > 0 || this.untracked;
     if (!waiting) this.options.pacer?.caughtUp();
     return waiting;
   }
@@ -442,15 +522,17 @@ export class Copier {
       // the writes in flight and scanned all of Q (~65 ms at 25,000
       // entries, every 5 s of a burst). A key notified twice meanwhile
       // counts twice: at worst a lost notify waits for the lag scan.
+      // Keys past the window are the refill's to find (untracked).
       const tracked = this.ready.size + this.singles.size + this.inFlight.size + this.delayed.size + this.notifying;
-      if (this.options.durable.qCount() > tracked || round % rescanLagEvery === 0) {
+      if ((!this.untracked && this.options.durable.qCount() > tracked) || round % rescanLagEvery === 0) {
         this.rescan();
         this.wake?.();
       }
     }
   }
 
-  /** Reads Q: every entry not in flight or backing off becomes ready. */
+  /** Reads Q: every entry not in flight or backing off becomes ready, as
+   * far as the window goes (the rest is left to fill). */
   private rescan(): void {
     const { durable } = this.options;
     let after: string | undefined;

@@ -99,6 +99,9 @@ export interface PrimaryOptions {
   /** Client requests on this site (the gateway's count), for copy priority;
    * without it copies are never held back. */
   foreground?: ForegroundLoad;
+  /** The copier's ready window (copyReadyKeysMax; the simulation's is tiny,
+   * so its refills from Q run in every other schedule). */
+  copierReadyKeysMax?: number;
 }
 
 export interface ReplicaStatus {
@@ -250,9 +253,10 @@ export class PrimaryReplicator implements ChangeHooks {
       clock: options.clock,
       random: options.random,
       concurrency: options.config.copyConcurrency,
+      ...(options.copierReadyKeysMax !== undefined ? { readyKeysMax: options.copierReadyKeysMax } : {}),
       epoch: () => this.epoch,
       store: () => this.store,
-      onSynced: (qkey, seq) => this.onSynced(qkey, seq),
+      onSynced: (qkey, removed) => this.onSynced(qkey, removed),
       onFenced: (err) => void this.fence(err),
       heldCopy: (qkey, seq) => this.heldCopy(qkey, seq),
       metrics: options.metrics,
@@ -273,7 +277,7 @@ export class PrimaryReplicator implements ChangeHooks {
       epoch: () => this.epoch,
       store: () => this.store,
       peerUp: () => this.peer === 'ok' && !this.fencedBy,
-      onSynced: (qkey, seq) => this.onSynced(qkey, seq),
+      onSynced: (qkey, removed) => this.onSynced(qkey, removed),
       toCopier: (qkey) => this.copier.notify(qkey),
       onFenced: (err) => void this.fence(err),
       ...(options.onSyncCopy ? { onOutcome: options.onSyncCopy } : {}),
