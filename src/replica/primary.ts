@@ -587,7 +587,16 @@ export class PrimaryReplicator implements ChangeHooks {
     return admission.ids;
   }
 
-  /** The ids in R' of the locations covering the change. */
+  /**
+   * The ids in R' of the groups covering the change (prefixes, upload,
+   * bucket), and the key's own entry only when no group covers it. A hit
+   * through a group then reads no dictionary entry for the key's own name
+   * (an lmdb read on every write: nearly every key's own name has no id).
+   * A key covered both ways pins and keeps warm (lastActive) its groups,
+   * which cover the keys written next too; its own entry may age out of R'
+   * while they cover it ("removal: whole generations, LRU among
+   * candidates"). One covering id in R is all invariant 1 asks.
+   */
   private coverIds(change: ChangeIntent): number[] {
     if (this.idCacheReleases !== this.idReleases) {
       this.idCache.clear();
@@ -599,11 +608,25 @@ export class PrimaryReplicator implements ChangeHooks {
       this.notInRecordOf = { record, adds: record.adds };
     }
     const ids: number[] = [];
+    let own: LocationName | undefined;
     for (const name of coveringNames(change)) {
-      const id = this.idCache.get(name) ?? (this.notInRecord.has(name) ? undefined : this.peekId(name));
-      if (id !== undefined && record.has(id)) ids.push(id);
+      if (isKeyLocationName(name)) {
+        own = name;
+        continue;
+      }
+      const id = this.idInRecord(name, record);
+      if (id !== undefined) ids.push(id);
+    }
+    if (ids.length === 0 && own !== undefined) {
+      const id = this.idInRecord(own, record);
+      if (id !== undefined) ids.push(id);
     }
     return ids;
+  }
+
+  private idInRecord(name: LocationName, record: GenerationalRecord): number | undefined {
+    const id = this.idCache.get(name) ?? (this.notInRecord.has(name) ? undefined : this.peekId(name));
+    return id !== undefined && record.has(id) ? id : undefined;
   }
 
   /**

@@ -172,6 +172,35 @@ describe('PrimaryReplicator', () => {
     expect(t.primary.status().hits).toBe(1);
   });
 
+  it('a hit through a group reads no dictionary entry for the key\'s own name, and pins the group', async () => {
+    const predict: Predict = (change) => [`k/${change.bucket}/${change.key}`, `p/${change.bucket}/logs/`];
+    const t = await setup({}, undefined, predict);
+    await t.put('logs/a'); // a miss: k/b/logs/a and p/b/logs/ join R
+    const peek = t.durP.ids.peek.bind(t.durP.ids);
+    const group = peek('p/b/logs/');
+    expect(group).toBeDefined();
+    const peeked: string[] = [];
+    t.durP.ids.peek = (name) => {
+      peeked.push(name);
+      return peek(name);
+    };
+    await t.put('logs/a', 'again'); // covered by its own entry and the group
+    await t.put('logs/b'); // by the group alone
+    expect(t.primary.status()).toMatchObject({ hits: 2, misses: 1 });
+    expect(peeked.filter((name) => name.startsWith('k/'))).toEqual([]);
+    expect(t.durP.storage.q.get('k/b/logs/a')?.cover).toEqual([group]);
+    expect(t.durP.storage.q.get('k/b/logs/b')?.cover).toEqual([group]);
+  });
+
+  it('a key no group covers is a hit through its own entry', async () => {
+    const t = await setup();
+    await t.put('solo'); // a miss: its own location joins R
+    const own = t.durP.ids.peek('k/b/solo');
+    await t.put('solo', 'again');
+    expect(t.primary.status()).toMatchObject({ hits: 1, misses: 1 });
+    expect(t.durP.storage.q.get('k/b/solo')?.cover).toEqual([own]);
+  });
+
   it('committed queues the key with its seq in the same commit; the copier drains it', async () => {
     const t = await setup();
     t.target.down = false;
