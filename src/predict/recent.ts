@@ -271,10 +271,22 @@ class PrefixCounts {
   private counts = new Int32Array(initialSlots);
   private readonly free: number[] = [];
 
+  /** The deepest prefix of the last add, while its id still names it:
+   * keys written one after another mostly share it (a log, a directory
+   * synced), and then no prefix name is built or looked up again. */
+  private last: { bucket: string; dir: string; id: number; name: string } | undefined;
+
   /** Counts a new key under every ancestor prefix; returns the deepest. */
   add(bucket: string, key: string): number {
+    const last = this.last;
+    const cut = key.lastIndexOf('/') + 1;
+    if (last !== undefined && last.bucket === bucket && last.dir.length === cut && key.startsWith(last.dir) && this.names[last.id] === last.name) {
+      for (let id = last.id; id >= 0; id = this.parent[id]!) this.counts[id]!++;
+      return last.id;
+    }
     let id = this.retain(`${bucket}\0`, -1);
     for (let i = key.indexOf('/'); i >= 0; i = key.indexOf('/', i + 1)) id = this.retain(`${bucket}\0${key.slice(0, i + 1)}`, id);
+    this.last = { bucket, dir: key.slice(0, cut), id, name: this.names[id]! };
     return id;
   }
 

@@ -30,6 +30,19 @@ describe('RecentWrites', () => {
     expect(rw.size).toBe(0);
   });
 
+  it('a key under the last key\'s directory counts again after that directory was forgotten (its id freed)', () => {
+    const rw = new RecentWrites({ windowMs: 100 });
+    rw.note(put('a/1'), 0);
+    expect(rw.recentWrites('bk', 'a/', 500)).toBe(0); // a/1 expired: the ids of 'a/' and the bucket freed
+    rw.note(put('a/2'), 500);
+    rw.note(put('a/3'), 501);
+    expect(rw.recentWrites('bk', 'a/', 502)).toBe(2);
+    expect(rw.recentWrites('bk', '', 502)).toBe(2);
+    rw.note(put('z/q/1'), 503); // takes other ids
+    expect(rw.recentWrites('bk', 'z/q/', 504)).toBe(1);
+    expect(rw.recentWrites('bk', '', 504)).toBe(3);
+  });
+
   it('stays within its capacity, dropping the least recent', () => {
     const rw = new RecentWrites({ windowMs: 1e9, keysMax: 3 });
     for (let i = 0; i < 10; i++) rw.note(put(`d/${i}`), i);
