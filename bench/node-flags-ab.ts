@@ -1,0 +1,95 @@
+// A same-run A/B of node flags for every gateway: a single site and a
+// primary + secondary pair started with default flags, and the same three
+// started with FLAGS, measured with 4 KiB PUT c16 in alternating rounds (the
+// order reversed every other round; each primary's copy queue drained after
+// its run). Prints each site's median ops/s, on/off for both flag sets, and
+// what the flags did to each.
+//
+//   flock /tmp/bench.lock npx tsx bench/node-flags-ab.ts "--single-threaded-gc" [rounds=6] [seconds=4]
+//
+// Data under $TMPDIR (/dev/shm leaves fsync out).
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { median, runWorkload } from './loadgen.ts';
+import { S3Http } from './s3http.ts';
+import { spawnServer, testAccessKey, testSecretKey, waitHealthy, type ChildServer } from './servers.ts';
+
+const bucket = 'bench';
+const secret = 'lookahead-bench-replication-secret';
+const drainWaitMs = 60_000;
+
+interface Site {
+  name: string;
+  client: S3Http;
+  pid: number;
+  replicated: boolean;
+}
+
+async function queueDepth(client: S3Http): Promise<number> {
+  const res = await client.request('GET', '/_lookahead/status', { keepBody: true, timeoutMs: 5_000 });
+  const m = /"queueDepth":(\d+)/.exec(res.body?.toString('utf8') ?? '');
+  return m ? Number(m[1]) : 0;
+}
+
+async function drain(client: S3Http): Promise<void> {
+  const t0 = performance.now();
+  while (performance.now() - t0 < drainWaitMs && (await queueDepth(client)) > 0) await new Promise((r) => setTimeout(r, 50));
+}
+
+async function main(): Promise<void> {
+  const flags = (process.argv[2] ?? '').split(/\s+/).filter(Boolean);
+  const rounds = Number(process.argv[3] ?? 6);
+  const seconds = Number(process.argv[4] ?? 4);
+  const root = mkdtempSync(path.join(os.tmpdir(), 'node-flags-ab-'));
+  const servers: ChildServer[] = [];
+  const serve = async (name: string, nodeArgs: string[], extra: string[]): Promise<ChildServer> => {
+    const server = await spawnServer({
+      label: 'lookahead',
+      nodeArgs,
+      args: ['src/main.ts', 'serve', '--data', mkdtempSync(path.join(root, `${name}-`)), '--listen', '127.0.0.1:0', '--log-level', 'warn', ...extra],
+      env: { LOOKAHEAD_ACCESS_KEY: testAccessKey, LOOKAHEAD_SECRET_KEY: testSecretKey },
+      ready: /lookahead listening on (http:\/\/127\.0\.0\.1:\d+)/,
+    });
+    servers.push(server);
+    await waitHealthy(server.url, 60_000);
+    return server;
+  };
+  const clientOf = (s: ChildServer) => new S3Http({ url: s.url, accessKey: testAccessKey, secretKey: testSecretKey, region: 'us-east-1' });
+  try {
+    const sites: Site[] = [];
+    for (const [tag, nodeArgs] of [['default', []], ['flags', flags]] as Array<[string, string[]]>) {
+      const single = await serve(`single-${tag}`, nodeArgs, []);
+      const secondary = await serve(`secondary-${tag}`, nodeArgs, ['--role', 'secondary', '--replication-secret', secret]);
+      const primary = await serve(`primary-${tag}`, nodeArgs, ['--role', 'primary', '--secondary', secondary.url, '--replication-secret', secret]);
+      sites.push({ name: `off ${tag}`, client: clientOf(single), pid: single.pid, replicated: false });
+      sites.push({ name: `on ${tag}`, client: clientOf(primary), pid: primary.pid, replicated: true });
+    }
+    for (const s of sites) {
+      await s.client.ensureBucket(bucket);
+      await runWorkload(s.client, bucket, { op: 'put', objectBytes: 4096, concurrency: 16, seconds: 2, maxOps: 200_000, prefix: 'warm' });
+      if (s.replicated) await drain(s.client);
+    }
+    const ops = new Map<string, number[]>(sites.map((s) => [s.name, []]));
+    for (let r = 0; r < rounds; r++) {
+      for (const s of r % 2 === 0 ? sites : [...sites].reverse()) {
+        const run = await runWorkload(s.client, bucket, { op: 'put', objectBytes: 4096, concurrency: 16, seconds, maxOps: 200_000, prefix: `r${r}`, serverPid: s.pid });
+        if (s.replicated) await drain(s.client);
+        ops.get(s.name)!.push(run.opsPerSec);
+      }
+      console.log(`round ${r + 1}: ${sites.map((s) => `${s.name} ${ops.get(s.name)!.at(-1)!.toFixed(0)}`).join(', ')} ops/s`);
+    }
+    const m = (name: string): number => median(ops.get(name)!);
+    console.log(`medians: ${sites.map((s) => `${s.name} ${m(s.name).toFixed(0)}`).join(', ')} ops/s`);
+    console.log(
+      `on/off: default ${(m('on default') / m('off default')).toFixed(2)}x, with ${flags.join(' ')} ${(m('on flags') / m('off flags')).toFixed(2)}x; ` +
+        `the flags: off ${(m('off flags') / m('off default')).toFixed(2)}x, on ${(m('on flags') / m('on default')).toFixed(2)}x`,
+    );
+  } finally {
+    await Promise.all(servers.map((s) => s.stop()));
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+await main();
