@@ -14,10 +14,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { median, runWorkload } from './loadgen.ts';
 import { S3Http } from './s3http.ts';
-import { spawnServer, testAccessKey, testSecretKey, waitHealthy, type ChildServer } from './servers.ts';
+import { benchReplicationSecret as secret, startLookahead, testAccessKey, testSecretKey, type ChildServer } from './servers.ts';
 
 const bucket = 'bench';
-const secret = 'lookahead-bench-replication-secret';
 const drainWaitMs = 60_000;
 
 interface Site {
@@ -44,16 +43,9 @@ async function main(): Promise<void> {
   const seconds = Number(process.argv[4] ?? 4);
   const root = mkdtempSync(path.join(os.tmpdir(), 'node-flags-ab-'));
   const servers: ChildServer[] = [];
-  const serve = async (name: string, nodeArgs: string[], extra: string[]): Promise<ChildServer> => {
-    const server = await spawnServer({
-      label: 'lookahead',
-      nodeArgs,
-      args: ['src/main.ts', 'serve', '--data', mkdtempSync(path.join(root, `${name}-`)), '--listen', '127.0.0.1:0', '--log-level', 'warn', ...extra],
-      env: { LOOKAHEAD_ACCESS_KEY: testAccessKey, LOOKAHEAD_SECRET_KEY: testSecretKey },
-      ready: /lookahead listening on (http:\/\/127\.0\.0\.1:\d+)/,
-    });
+  const serve = async (name: string, nodeArgs: string[], extraArgs: string[]): Promise<ChildServer> => {
+    const server = await startLookahead({ dataDir: mkdtempSync(path.join(root, `${name}-`)), nodeArgs, extraArgs });
     servers.push(server);
-    await waitHealthy(server.url, 60_000);
     return server;
   };
   const clientOf = (s: ChildServer) => new S3Http({ url: s.url, accessKey: testAccessKey, secretKey: testSecretKey, region: 'us-east-1' });

@@ -32,10 +32,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { S3Http } from './s3http.ts';
 import { runWorkload, median, type WorkloadResult } from './loadgen.ts';
-import { mainThreadCpuMicros, processCpuMicros, spawnServer, testAccessKey, testSecretKey, waitHealthy, type ChildServer } from './servers.ts';
+import { benchReplicationSecret, mainThreadCpuMicros, processCpuMicros, spawnServer, testAccessKey, testSecretKey, waitHealthy, type ChildServer } from './servers.ts';
 
 const bucket = 'bench';
-const secret = 'lookahead-bench-replication-secret';
+const secret = benchReplicationSecret;
 const drainWaitMs = 60_000;
 
 function arg(name: string, fallback: number): number {

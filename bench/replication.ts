@@ -28,14 +28,14 @@ import {
   type WorkloadEvent,
 } from '../src/predict/workloads.ts';
 import { runWorkload, warmUp, percentile, median, type WorkloadResult } from './loadgen.ts';
-import { startLookahead, serveHelp, processCpuMicros, testAccessKey, testSecretKey, type ChildServer } from './servers.ts';
+import { benchReplicationSecret, startLookahead, serveHelp, processCpuMicros, testAccessKey, testSecretKey, type ChildServer } from './servers.ts';
 import { copyDeferLagMsDefault } from '../src/core/limits.ts';
 import { spawnDelayProxy, type DelayProxy } from './delay-proxy.ts';
 import { selected, fmt, table, log, type BenchOptions, type Report } from './report.ts';
 
 const bucket = 'bench';
 const region = 'us-east-1';
-const replicationSecret = 'lookahead-bench-replication-secret';
+const replicationSecret = benchReplicationSecret;
 /** Samples of /_lookahead/status per second while a workload runs. */
 const statusSampleMs = 200;
 

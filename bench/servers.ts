@@ -123,8 +123,13 @@ export async function spawnServer(opts: SpawnOptions): Promise<ChildServer> {
   return server;
 }
 
+/** The secret between the benches' primaries and secondaries. */
+export const benchReplicationSecret = 'lookahead-bench-replication-secret';
+
 export interface LookaheadOptions {
   dataDir: string;
+  /** Node flags after LOOKAHEAD_BENCH_NODE_ARGS's (an A/B of flags). */
+  nodeArgs?: string[];
   /** Extra `serve` flags, e.g. ['--role', 'primary', '--secondary', url]. */
   extraArgs?: string[];
   env?: Record<string, string>;
@@ -170,7 +175,7 @@ const clockTicksPerSecond = 100;
 export async function startLookahead(opts: LookaheadOptions): Promise<ChildServer> {
   const server = await spawnServer({
     label: 'lookahead',
-    nodeArgs: lookaheadNodeArgs(),
+    nodeArgs: [...lookaheadNodeArgs(), ...(opts.nodeArgs ?? [])],
     args: [
       'src/main.ts',
       'serve',
