@@ -189,11 +189,10 @@ export class PrimaryReplicator implements ChangeHooks {
   /** A queued key pins its Q entry's cover: from the commit that put an
    * id in it (queue) until the copy that removed the entry hands the cover
    * back (onSynced). Nothing per queued key is kept in memory for it: a
-   * burst queues tens of thousands of keys, and each one's objects cost the
-   * GC on every write (a single site made to keep the primary's per-key
-   * objects cost about as much CPU per PUT as replication itself). Only the
-   * rare pins taken after the commit (a restart's, a rebuilt R''s, a
-   * resync's) are kept here, per key. */
+   * burst queues tens of thousands of keys (heap retained per queued key in
+   * a held burst: 204 bytes with a Map of {seq, ids} per key, 76 without).
+   * Only the rare pins taken after the commit (a restart's, a rebuilt R''s,
+   * a resync's) are kept here, per key. */
   private readonly extraPins = new Map<string, ExtraPins>();
   /** The last committed version of queued keys, when small (heldCopy). */
   private readonly held = new Map<string, HeldCopy>();
