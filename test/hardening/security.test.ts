@@ -177,14 +177,17 @@ describe('secrets never reach stdout or the log', () => {
 
 describe('data dir files are not world-readable', () => {
   let site: RunningSite | undefined;
+  let root: string | undefined;
   let dataDir: string;
   afterAll(async () => {
     await site?.close();
-    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+    // The temporary dir, not only the data dir in it (one was left per run).
+    if (root) await rm(root, { recursive: true, force: true });
   });
 
   it('the data dir is 0700; credentials, lmdb and blob files have no group/other bits', async () => {
-    dataDir = join(await mkdtemp(join(tmpdir(), 'lookahead-modes-')), 'data');
+    root = await mkdtemp(join(tmpdir(), 'lookahead-modes-'));
+    dataDir = join(root, 'data');
     site = await startSite({
       role: 'single',
       dataDir,
