@@ -154,7 +154,12 @@ export class Copier {
   private objects = 0;
   private oldestAt: number | undefined;
 
-  constructor(private readonly options: CopierOptions) {}
+  /** Keys tracked at most in ready and singles (the window onto Q). */
+  private readonly windowMax: number;
+
+  constructor(private readonly options: CopierOptions) {
+    this.windowMax = options.readyKeysMax ?? copyReadyKeysMax;
+  }
 
   start(): void {
     if (this.running) return;
@@ -227,7 +232,7 @@ export class Copier {
 
   /** Singles count too: without batches, every ready key becomes one. */
   private windowFull(): boolean {
-    return this.ready.size + this.singles.size >= (this.options.readyKeysMax ?? copyReadyKeysMax);
+    return this.ready.size + this.singles.size >= this.windowMax;
   }
 
   /** A queued key left untracked: a refill pass must find it. */
@@ -250,8 +255,7 @@ export class Copier {
    * (the loop comes back at once).
    */
   private async fill(): Promise<boolean> {
-    const windowMax = this.options.readyKeysMax ?? copyReadyKeysMax;
-    if (!this.untracked || this.filling || this.ready.size + this.singles.size > windowMax / 2) return false;
+    if (!this.untracked || this.filling || this.ready.size + this.singles.size > this.windowMax / 2) return false;
     this.filling = true;
     try {
       if (this.cursor === undefined) {
