@@ -190,7 +190,8 @@ export class PrimaryReplicator implements ChangeHooks {
    * id in it (queue) until the copy that removed the entry hands the cover
    * back (onSynced). Nothing per queued key is kept in memory for it: a
    * burst queues tens of thousands of keys (heap retained per queued key in
-   * a held burst: 204 bytes with a Map of {seq, ids} per key, 76 without).
+   * a held burst, bench/heap-per-key.ts: 205 bytes with a Map of
+   * {seq, ids} per key, 66 without).
    * Only the rare pins taken after the commit (a restart's, a rebuilt R''s,
    * a resync's) are kept here, per key. */
   private readonly extraPins = new Map<string, ExtraPins>();
