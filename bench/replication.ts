@@ -581,7 +581,9 @@ export async function interleavedLatency(modes: LatencyMode[], opts: BenchOption
   const chunkBase = 50;
   const perMode = (m: LatencyMode) => perModeBase * (m.weight ?? 1);
   const chunk = (m: LatencyMode) => chunkBase * (m.weight ?? 1);
-  const keyOf = (m: LatencyMode, i: number) => `delay-${m.name.replace(/\W+/g, '-')}/log-${String(i).padStart(6, '0')}.log`;
+  // Every mode's keys have the same length (its index, not its name): a
+  // longer key costs every PUT more hashing and encoding.
+  const keyOf = (m: LatencyMode, i: number) => `delay-m${modes.indexOf(m)}/log-${String(i).padStart(6, '0')}.log`;
   for (const m of modes) {
     for (; m.next < warm; m.next++) await m.put(keyOf(m, m.next), body);
     m.before = m.metricsOf ? await readCounters(m.metricsOf).catch(() => undefined) : undefined;
