@@ -49,10 +49,12 @@ interface Tally {
   samples: { main: number; other: number };
   kinds: Map<string, number>;
   inclusive: Map<string, number>;
+  /** The sampled frame itself, any kind (native hashing, memcpy, GC...). */
+  leaves: Map<string, number>;
 }
 
 function newTally(): Tally {
-  return { samples: { main: 0, other: 0 }, kinds: new Map(), inclusive: new Map() };
+  return { samples: { main: 0, other: 0 }, kinds: new Map(), inclusive: new Map(), leaves: new Map() };
 }
 
 function bump(map: Map<string, number>, key: string): void {
@@ -82,16 +84,23 @@ function fold(data: string, t: Tally): void {
     if (main) t.samples.main++;
     else t.samples.other++;
     bump(t.kinds, `${main ? 'main' : 'other'} ${kindOf(frames[0]![2]!)}`);
+    bump(t.leaves, frameName(frames[0]![1]!));
     const seen = new Set<string>();
     for (const m of frames) {
-      const js = /JS:[*^~]?(\S*) (\S+)/.exec(m[1]!);
-      if (!js) continue;
-      const name = `${js[1] || '(anonymous)'} ${js[2]!.split('/').slice(-2).join('/')}`;
+      if (!m[1]!.includes('JS:')) continue;
+      const name = frameName(m[1]!);
       if (seen.has(name)) continue;
       seen.add(name);
       bump(t.inclusive, name);
     }
   }
+}
+
+/** A JS frame as `function file`, a native one as its symbol. */
+function frameName(sym: string): string {
+  const js = /JS:[*^~]?(\S*) (\S+)/.exec(sym);
+  if (js) return `${js[1] || '(anonymous)'} ${js[2]!.split('/').slice(-2).join('/')}`;
+  return sym.replace(/\+0x[0-9a-f]+$/, '').slice(0, 100);
 }
 
 /** perf needs a moment to attach: samples start after the returned wait. */
@@ -115,6 +124,9 @@ function report(label: string, t: Tally, ops: number, unit: string): void {
   const match = values.match ? new RegExp(values.match) : undefined;
   const rows = [...t.inclusive].filter(([k]) => match === undefined || match.test(k)).sort((a, b) => b[1] - a[1]);
   for (const [k, n] of rows.slice(0, Number(values.top))) console.log(`  ${us(n).padStart(7)}  ${k}`);
+  const leaves = [...t.leaves].sort((a, b) => b[1] - a[1]).slice(0, Math.ceil(Number(values.top) / 2));
+  console.log('  sampled frames (self time):');
+  for (const [k, n] of leaves) console.log(`  ${us(n).padStart(7)}  ${k}`);
 }
 
 async function queueDepth(client: S3Http): Promise<number> {
