@@ -20,10 +20,13 @@ const rescanMs = 100;
 /** Counts full scans; `committed()` waits for the gate (commits in flight). */
 class GatedDurable extends MemPrimaryDurable {
   scans = 0;
+  /** Pages read, first or not. */
+  pages = 0;
   commitWaits = 0;
   gate: Promise<void> | undefined;
   override qScan(after: string | undefined, limit: number): Array<[string, QEntry]> {
     if (after === undefined) this.scans++;
+    this.pages++;
     return super.qScan(after, limit);
   }
   override async committed(): Promise<void> {
@@ -160,5 +163,33 @@ describe('copier rescans of Q', () => {
     t.copier.stop();
     expect(t.durable.qCount()).toBe(0);
     expect(new Set(t.deleted).size).toBe(40);
+  });
+
+  it('reads a large Q a page at a time, letting client requests run between pages', async () => {
+    const t = setup({ clients: { inFlight: 1 } }); // copies held: only the rescan reads Q
+    t.copier.start();
+    await t.flush();
+    // Three pages' worth, committed without a notify: only a rescan finds them.
+    const keys = 2500;
+    for (let i = 0; i < keys; i++) t.queue(`p${String(i).padStart(5, '0')}`, i + 1);
+    const before = t.durable.pages;
+    // Stands for the event loop's other work: what page count it sees each turn.
+    const seen: number[] = [];
+    let probing = true;
+    const probe = (async () => {
+      while (probing) {
+        seen.push(t.durable.pages - before);
+        await new Promise<void>((r) => setImmediate(r));
+      }
+    })();
+    await t.clock.advance(rescanMs, t.flush);
+    probing = false;
+    await probe;
+    t.copier.stop();
+    const pages = t.durable.pages - before;
+    expect(pages).toBe(3);
+    // Read in one go, the probe would see 0 pages or all of them, nothing between.
+    expect(seen.some((n) => n > 0 && n < pages)).toBe(true);
+    expect(t.copier.window().tracked).toBe(keys);
   });
 });
