@@ -14,10 +14,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { median, runWorkload } from './loadgen.ts';
 import { S3Http } from './s3http.ts';
+import { waitDrained } from './queue.ts';
 import { benchReplicationSecret as secret, startLookahead, testAccessKey, testSecretKey, type ChildServer } from './servers.ts';
 
 const bucket = 'bench';
-const drainWaitMs = 60_000;
+/** How often a bench asks whether Q has drained. */
+const drainPollMs = 50;
 
 interface Site {
   name: string;
@@ -26,16 +28,6 @@ interface Site {
   replicated: boolean;
 }
 
-async function queueDepth(client: S3Http): Promise<number> {
-  const res = await client.request('GET', '/_lookahead/status', { keepBody: true, timeoutMs: 5_000 });
-  const m = /"queueDepth":(\d+)/.exec(res.body?.toString('utf8') ?? '');
-  return m ? Number(m[1]) : 0;
-}
-
-async function drain(client: S3Http): Promise<void> {
-  const t0 = performance.now();
-  while (performance.now() - t0 < drainWaitMs && (await queueDepth(client)) > 0) await new Promise((r) => setTimeout(r, 50));
-}
 
 async function main(): Promise<void> {
   const flags = (process.argv[2] ?? '').split(/\s+/).filter(Boolean);
@@ -61,13 +53,13 @@ async function main(): Promise<void> {
     for (const s of sites) {
       await s.client.ensureBucket(bucket);
       await runWorkload(s.client, bucket, { op: 'put', objectBytes: 4096, concurrency: 16, seconds: 2, maxOps: 200_000, prefix: 'warm' });
-      if (s.replicated) await drain(s.client);
+      if (s.replicated) await waitDrained(s.client, drainPollMs);
     }
     const ops = new Map<string, number[]>(sites.map((s) => [s.name, []]));
     for (let r = 0; r < rounds; r++) {
       for (const s of r % 2 === 0 ? sites : [...sites].reverse()) {
         const run = await runWorkload(s.client, bucket, { op: 'put', objectBytes: 4096, concurrency: 16, seconds, maxOps: 200_000, prefix: `r${r}`, serverPid: s.pid });
-        if (s.replicated) await drain(s.client);
+        if (s.replicated) await waitDrained(s.client, drainPollMs);
         ops.get(s.name)!.push(run.opsPerSec);
       }
       console.log(`round ${r + 1}: ${sites.map((s) => `${s.name} ${ops.get(s.name)!.at(-1)!.toFixed(0)}`).join(', ')} ops/s`);

@@ -25,6 +25,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { S3Http } from './s3http.ts';
+import { queueDepth, waitDrained } from './queue.ts';
 import { runWorkload } from './loadgen.ts';
 import { benchReplicationSecret, startLookahead, testAccessKey, testSecretKey, type ChildServer } from './servers.ts';
 
@@ -38,9 +39,10 @@ const { values } = parseArgs({
   },
 });
 const bucket = 'bench';
+/** How often a bench asks whether Q has drained. */
+const drainPollMs = 20;
 /** Samples per second per thread: ~0.5 ms each. */
 const sampleHz = 1999;
-const drainWaitMs = 60_000;
 /** Time perf takes to attach to a running process, here. */
 const perfAttachMs = 200;
 
@@ -129,16 +131,6 @@ function report(label: string, t: Tally, ops: number, unit: string): void {
   for (const [k, n] of leaves) console.log(`  ${us(n).padStart(7)}  ${k}`);
 }
 
-async function queueDepth(client: S3Http): Promise<number> {
-  const res = await client.request('GET', '/_lookahead/status', { keepBody: true, timeoutMs: 5_000 });
-  const m = /"queueDepth":(\d+)/.exec(res.body?.toString('utf8') ?? '');
-  return m ? Number(m[1]) : 0;
-}
-
-async function drain(client: S3Http): Promise<void> {
-  const t0 = performance.now();
-  while (performance.now() - t0 < drainWaitMs && (await queueDepth(client)) > 0) await new Promise((r) => setTimeout(r, 20));
-}
 
 function put(client: S3Http, prefix: string, seconds: number) {
   return runWorkload(client, bucket, { op: 'put', objectBytes: 4096, concurrency: 16, seconds, maxOps: 200_000, prefix });
@@ -170,7 +162,7 @@ async function main(): Promise<void> {
         const files = [path.join(root, `p-${r}.data`), path.join(root, `s-${r}.data`)];
         const recs = counted ? await Promise.all([record(primary.pid, files[0]!), record(secondary.pid, files[1]!)]) : [];
         const t0 = performance.now();
-        await drain(pc);
+        await waitDrained(pc, drainPollMs);
         const drainSeconds = (performance.now() - t0) / 1000;
         for (const p of recs) await stopRecording(p);
         if (counted) {
@@ -193,7 +185,7 @@ async function main(): Promise<void> {
     ];
     for (let r = 0; r <= rounds; r++) {
       for (const site of r % 2 === 0 ? sites : [...sites].reverse()) {
-        if (site.server === primary) await drain(pc); // the last run's copies are not this run's
+        if (site.server === primary) await waitDrained(pc, drainPollMs); // the last run's copies are not this run's
         const file = path.join(root, `${site.server.pid}-${r}.data`);
         const counted = r > 0; // round 0 warms up
         const rec = counted ? await record(site.server.pid, file) : undefined;
