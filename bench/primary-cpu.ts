@@ -31,12 +31,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { S3Http } from './s3http.ts';
+import { waitDrained } from './queue.ts';
 import { runWorkload, median, type WorkloadResult } from './loadgen.ts';
 import { benchReplicationSecret, mainThreadCpuMicros, processCpuMicros, spawnServer, testAccessKey, testSecretKey, waitHealthy, type ChildServer } from './servers.ts';
 
 const bucket = 'bench';
 const secret = benchReplicationSecret;
-const drainWaitMs = 60_000;
+/** How often the drain wait asks for Q's depth. */
+const drainPollMs = 50;
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -47,34 +49,9 @@ function clientFor(server: ChildServer): S3Http {
   return new S3Http({ url: server.url, accessKey: testAccessKey, secretKey: testSecretKey, region: 'us-east-1' });
 }
 
-/** From /_lookahead/status (the Prometheus text costs the server far more
- * to render, which would count as the copier's CPU). */
-async function queueDepth(client: S3Http): Promise<number> {
-  const res = await client.request('GET', '/_lookahead/status', { keepBody: true, timeoutMs: 5_000 });
-  const status = JSON.parse(res.body?.toString('utf8') ?? '{}') as { replication?: { queueDepth?: number }; queueDepth?: number };
-  return findQueueDepth(status) ?? NaN;
-}
-
-function findQueueDepth(value: unknown): number | undefined {
-  if (typeof value !== 'object' || value === null) return undefined;
-  const record = value as Record<string, unknown>;
-  if (typeof record.queueDepth === 'number') return record.queueDepth;
-  for (const v of Object.values(record)) {
-    const found = findQueueDepth(v);
-    if (found !== undefined) return found;
-  }
-  return undefined;
-}
-
 /** Waits (bounded) for Q to empty; returns the seconds it took. */
-async function drain(client: S3Http): Promise<number> {
-  const t0 = performance.now();
-  while (performance.now() - t0 < drainWaitMs) {
-    const depth = await queueDepth(client);
-    if (depth === 0 || Number.isNaN(depth)) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return (performance.now() - t0) / 1000;
+function drain(client: S3Http): Promise<number> {
+  return waitDrained(client, drainPollMs);
 }
 
 function put(client: S3Http, prefix: string, seconds: number, serverPid: number): Promise<WorkloadResult> {

@@ -14,8 +14,10 @@ export async function queueDepth(client: S3Http): Promise<number> {
   return m ? Number(m[1]) : 0;
 }
 
-/** Polls every `pollMs` until Q is empty or `maxMs` passed. */
-export async function waitDrained(client: S3Http, pollMs: number, maxMs = drainWaitMsDefault): Promise<void> {
+/** Polls every `pollMs` until Q is empty or `maxMs` passed; returns the
+ * seconds it waited. */
+export async function waitDrained(client: S3Http, pollMs: number, maxMs = drainWaitMsDefault): Promise<number> {
   const t0 = performance.now();
   while (performance.now() - t0 < maxMs && (await queueDepth(client)) > 0) await new Promise((r) => setTimeout(r, pollMs));
+  return (performance.now() - t0) / 1000;
 }
