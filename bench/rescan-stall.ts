@@ -83,6 +83,9 @@ try {
   await new Promise((r) => setTimeout(r, rescanMs * (lagRescanEvery + 2)));
   probing = false;
   copier.stop();
+  // The lag rescan's period is the copier's own (rescanLagEvery rounds):
+  // a run that saw none measured nothing.
+  if (pages === pagesAtStart) throw new Error('no lag rescan ran in the window: the copier\'s rescan period changed?');
   console.log(
     `${entries} Q entries: start scan ${startMs.toFixed(0)} ms (${pagesAtStart} pages); ` +
       `over one lag rescan (${pages - pagesAtStart} pages): longest wait for a turn ${longestGapMs.toFixed(1)} ms`,
