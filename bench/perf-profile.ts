@@ -10,17 +10,22 @@
 //          burst left drains: µs per copied object
 //
 //   flock /tmp/bench.lock npx tsx bench/perf-profile.ts [--mode burst|drain]
-//     [--rounds 3] [--seconds 4] [--top 30] [--match REGEX]
+//     [--rounds 3] [--seconds 4] [--top 30] [--match REGEX] [--syscalls]
+//
+// --syscalls attaches `strace -f -c` instead of perf and prints system calls
+// per operation by name (strace slows the servers: counts, not times).
 //
 // Needs `perf` with kernel.perf_event_paranoid <= 2 for the caller's own
 // processes (root here). The servers run with --perf-basic-prof-only-functions
 // so JIT frames carry names (/tmp/perf-PID.map, removed at the end).
 // Prints, per process: µs per operation on the main thread and on the other
-// threads, by kind of code (JIT, node binary = V8 builtins + GC + runtime,
-// lmdb's addon, libc, kernel), then the JS functions by inclusive time.
+// threads, by kind of code (JIT; V8's garbage collector; its optimizing
+// compilers; the rest of the node binary = V8 builtins + runtime + libuv +
+// OpenSSL; lmdb's addon; libc; kernel), then the JS functions by inclusive
+// time.
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -36,6 +41,7 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '4' },
     top: { type: 'string', default: '30' },
     match: { type: 'string', default: '' },
+    syscalls: { type: 'boolean', default: false },
   },
 });
 const bucket = 'bench';
@@ -53,21 +59,29 @@ interface Tally {
   inclusive: Map<string, number>;
   /** The sampled frame itself, any kind (native hashing, memcpy, GC...). */
   leaves: Map<string, number>;
+  /** --syscalls: calls by name. */
+  syscalls: Map<string, number>;
 }
 
 function newTally(): Tally {
-  return { samples: { main: 0, other: 0 }, kinds: new Map(), inclusive: new Map(), leaves: new Map() };
+  return { samples: { main: 0, other: 0 }, kinds: new Map(), inclusive: new Map(), leaves: new Map(), syscalls: new Map() };
 }
 
 function bump(map: Map<string, number>, key: string): void {
   map.set(key, (map.get(key) ?? 0) + 1);
 }
 
-/** Kind of code from a frame's object file. */
-function kindOf(dso: string): string {
+/** V8's collector in the node binary: scavenges, marking, sweeping. */
+const gcSymbol = /Heap|Scaveng|Mark|Sweep|Evacuat|Compactor|SemiSpace|NewSpace|GC/;
+
+/** V8's optimizing compilers (TurboFan, Maglev), mostly on helper threads. */
+const compilerSymbol = /compiler::|maglev::|Turbofan|OptimizedCompilationJob|Pipeline/;
+
+/** Kind of code from a frame's object file (and, in node, its symbol). */
+function kindOf(dso: string, sym: string): string {
   if (dso.startsWith('/tmp/perf-')) return 'jit';
   if (dso.includes('kernel')) return 'kernel';
-  if (dso.endsWith('/node')) return 'node';
+  if (dso.endsWith('/node')) return gcSymbol.test(sym) ? 'gc' : compilerSymbol.test(sym) ? 'compiler' : 'node';
   if (dso.includes('lmdb') || dso.endsWith('.glibc.node')) return 'lmdb';
   if (dso.includes('libc.so')) return 'libc';
   return 'other';
@@ -85,7 +99,7 @@ function fold(data: string, t: Tally): void {
     if (frames.length === 0) continue;
     if (main) t.samples.main++;
     else t.samples.other++;
-    bump(t.kinds, `${main ? 'main' : 'other'} ${kindOf(frames[0]![2]!)}`);
+    bump(t.kinds, `${main ? 'main' : 'other'} ${kindOf(frames[0]![2]!, frames[0]![1]!)}`);
     bump(t.leaves, frameName(frames[0]![1]!));
     const seen = new Set<string>();
     for (const m of frames) {
@@ -105,9 +119,20 @@ function frameName(sym: string): string {
   return sym.replace(/\+0x[0-9a-f]+$/, '').slice(0, 100);
 }
 
-/** perf needs a moment to attach: samples start after the returned wait. */
+/** strace -c's table: `% time  seconds  usecs/call  calls  [errors]  syscall`. */
+function foldSyscalls(file: string, t: Tally): void {
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    const m = /^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(\w+)$/.exec(line);
+    if (m && m[2] !== 'total') t.syscalls.set(m[2]!, (t.syscalls.get(m[2]!) ?? 0) + Number(m[1]));
+  }
+}
+
+/** The tracer needs a moment to attach: it counts after the returned wait. */
 async function record(pid: number, file: string): Promise<ChildProcess> {
-  const p = spawn('perf', ['record', '-e', 'cpu-clock', '-F', String(sampleHz), '-g', '-p', String(pid), '-o', file], { stdio: 'ignore' });
+  const args = values.syscalls
+    ? ['strace', ['-f', '-c', '-p', String(pid), '-o', file]] as const
+    : ['perf', ['record', '-e', 'cpu-clock', '-F', String(sampleHz), '-g', '-p', String(pid), '-o', file]] as const;
+  const p = spawn(args[0], [...args[1]], { stdio: 'ignore' });
   await new Promise((r) => setTimeout(r, perfAttachMs));
   return p;
 }
@@ -118,7 +143,19 @@ async function stopRecording(p: ChildProcess): Promise<void> {
   await done;
 }
 
+/** Counts from a stopped recording into `t`. */
+function foldRecording(file: string, t: Tally): void {
+  if (values.syscalls) foldSyscalls(file, t);
+  else fold(file, t);
+}
+
 function report(label: string, t: Tally, ops: number, unit: string): void {
+  if (values.syscalls) {
+    const rows = [...t.syscalls].sort((a, b) => b[1] - a[1]).slice(0, Number(values.top));
+    console.log(`\n== ${label}: system calls per ${unit} over ${ops}`);
+    for (const [k, n] of rows) console.log(`  ${(n / ops).toFixed(3).padStart(8)}  ${k}`);
+    return;
+  }
   const us = (n: number): string => ((n * 1e6) / sampleHz / ops).toFixed(2);
   console.log(`\n== ${label}: µs per ${unit} over ${ops} (main thread ${us(t.samples.main)}, other threads ${us(t.samples.other)})`);
   const kinds = [...t.kinds].sort((a, b) => b[1] - a[1]);
@@ -166,8 +203,8 @@ async function main(): Promise<void> {
         const drainSeconds = (performance.now() - t0) / 1000;
         for (const p of recs) await stopRecording(p);
         if (counted) {
-          fold(files[0]!, tallies.primary);
-          fold(files[1]!, tallies.secondary);
+          foldRecording(files[0]!, tallies.primary);
+          foldRecording(files[1]!, tallies.secondary);
           copied += queued;
         }
         console.log(`round ${r}${counted ? '' : ' (warm-up)'}: ${run.ops} PUTs, ${queued} queued at the end, drained in ${drainSeconds.toFixed(2)} s (sampled)`);
@@ -192,7 +229,7 @@ async function main(): Promise<void> {
         const run = await put(site.c, `r${r}`, seconds);
         if (rec) {
           await stopRecording(rec);
-          fold(file, site.tally);
+          foldRecording(file, site.tally);
           site.ops += run.ops;
         }
         console.log(`round ${r}${counted ? '' : ' (warm-up)'} ${site.name}: ${run.ops} PUTs, ${run.opsPerSec.toFixed(0)} ops/s`);
